@@ -1,0 +1,57 @@
+# crtheap — build, test, install.  `make`, `make test`, `make bench`, `make install PREFIX=...`
+VERSION_MAJOR := 0
+VERSION       := 0.1.0
+PREFIX        ?= /usr/local
+CC            ?= cc
+OPT           ?= -O2
+WERROR        ?=
+CFLAGS_LIB    := -std=gnu11 $(OPT) -g -fPIC -Wall -Wextra $(WERROR) -fvisibility=hidden \
+                 -fno-builtin-malloc -fno-builtin-free -fno-plt -ftls-model=initial-exec \
+                 -Iinclude -Isrc $(EXTRA_CFLAGS)
+LDLIBS_LIB    := -lpthread
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(patsubst src/%.c,build/obj/%.o,$(SRCS))
+HDRS := $(wildcard src/*.h) include/crtheap.h
+SONAME := libcrtheap.so.$(VERSION_MAJOR)
+
+.PHONY: all clean install test bench check
+all: build/libcrtheap.so build/libcrtheap.a build/crtheap-demo
+
+build/obj/%.o: src/%.c $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB) -c $< -o $@
+
+build/libcrtheap.so.$(VERSION): $(OBJS)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete -o $@ $(OBJS) $(LDLIBS_LIB)
+build/libcrtheap.so: build/libcrtheap.so.$(VERSION)
+	ln -sf libcrtheap.so.$(VERSION) build/$(SONAME)
+	ln -sf libcrtheap.so.$(VERSION) $@
+build/libcrtheap.a: $(OBJS)
+	rm -f $@; ar rcs $@ $(OBJS)
+
+build/crtheap-demo: demo/demo.c build/libcrtheap.so
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Iinclude $< -o $@ -Lbuild -lcrtheap -Wl,-rpath,'$$ORIGIN' -lpthread
+
+build/crtheap.pc: crtheap.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+install: all build/crtheap.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man3
+	install -m 644 build/libcrtheap.so.$(VERSION) build/libcrtheap.a $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libcrtheap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf libcrtheap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcrtheap.so
+	install -m 644 include/crtheap.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 build/crtheap.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	if ls man/man3/*.3 >/dev/null 2>&1; then install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/; fi
+
+check:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Iinclude -Isrc src
+	clang-tidy --quiet src/*.c -- -std=gnu11 -Iinclude -Isrc 2>/dev/null | grep -E "warning|error" || true
+
+clean:
+	rm -rf build
+
+# Tests and benchmarks live in their own makefile fragments.
+-include tests/tests.mk
+-include bench/bench.mk

@@ -1,0 +1,118 @@
+/* crtheap.h — the Microsoft C runtime heap API on Linux, and crtheap's own controls.
+ *
+ * Link with -lcrtheap (or LD_PRELOAD=libcrtheap.so) and the standard malloc family is
+ * crtheap's as well; this header adds what <stdlib.h> and <malloc.h> do not declare. */
+#ifndef CRTHEAP_H
+#define CRTHEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <wchar.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- The CRT heap family, with Microsoft's names, constants and types ---- */
+#define _HEAPEMPTY    (-1)
+#define _HEAPOK       (-2)
+#define _HEAPBADBEGIN (-3)
+#define _HEAPBADNODE  (-4)
+#define _HEAPEND      (-5)
+#define _HEAPBADPTR   (-6)
+#define _FREEENTRY    0
+#define _USEDENTRY    1
+#define _HEAP_MAXREQ  ((size_t)0xFFFFFFFFFFFFFFE0ull)
+
+typedef struct _heapinfo {
+    int *_pentry;   /* the entry: NULL to start a walk */
+    size_t _size;   /* requested size of a used block, byte size of a free one */
+    int _useflag;   /* _USEDENTRY or _FREEENTRY */
+} _HEAPINFO;
+
+typedef int (*_PNH)(size_t);
+typedef void (*_invalid_parameter_handler)(const wchar_t *expression, const wchar_t *function,
+                                           const wchar_t *file, unsigned int line,
+                                           uintptr_t reserved);
+
+int _heapmin(void);
+int _heapwalk(_HEAPINFO *entry);
+int _heapchk(void);
+int _heapset(unsigned int fill);
+int _heapadd(void *memory, size_t size);
+size_t _msize(void *block);
+void *_expand(void *block, size_t size);
+void *_recalloc(void *block, size_t count, size_t size);
+
+void *_aligned_malloc(size_t size, size_t alignment);
+void *_aligned_offset_malloc(size_t size, size_t alignment, size_t offset);
+void *_aligned_realloc(void *block, size_t size, size_t alignment);
+void *_aligned_offset_realloc(void *block, size_t size, size_t alignment, size_t offset);
+void *_aligned_recalloc(void *block, size_t count, size_t size, size_t alignment);
+void *_aligned_offset_recalloc(void *block, size_t count, size_t size, size_t alignment,
+                               size_t offset);
+void _aligned_free(void *block);
+size_t _aligned_msize(void *block, size_t alignment, size_t offset);
+
+int _set_new_mode(int mode);
+int _query_new_mode(void);
+_PNH _set_new_handler(_PNH handler);
+_PNH _query_new_handler(void);
+int _callnewh(size_t size);
+
+_invalid_parameter_handler _set_invalid_parameter_handler(_invalid_parameter_handler handler);
+_invalid_parameter_handler _get_invalid_parameter_handler(void);
+
+/* ---- C23 and glibc entry points that older headers may lack ---- */
+void free_sized(void *block, size_t size);
+void free_aligned_sized(void *block, size_t alignment, size_t size);
+
+/* ---- crtheap's own API ---- */
+
+/* Release every free page of every thread's heap; returns the bytes given back. */
+size_t crtheap_trim(void);
+
+/* Hand the calling thread's queued cross-thread frees and empty pages back to its heap
+ * and the OS; cheap enough to call at the end of a request. */
+void crtheap_collect(void);
+
+typedef enum crtheap_option {
+    CRTHEAP_OPTION_PURGE_DELAY_MS,  /* free memory older than this goes back to the OS;
+                                       0 = at once, -1 = only on _heapmin (env CRTHEAP_PURGE_DELAY_MS) */
+    CRTHEAP_OPTION_HUGE_CACHE_MB,   /* bytes of freed huge blocks kept for reuse (env CRTHEAP_HUGE_CACHE_MB) */
+    CRTHEAP_OPTION_COUNT
+} crtheap_option_t;
+
+long crtheap_option_get(crtheap_option_t option);
+int crtheap_option_set(crtheap_option_t option, long value); /* 0, or -1 with EINVAL */
+
+#define CRTHEAP_SIZE_CLASSES 64
+
+typedef struct crtheap_class_stats {
+    size_t block_size;     /* bytes per block of this class (0: unused slot) */
+    size_t blocks_in_use;  /* blocks handed out */
+    size_t pages;          /* pages that serve this class */
+} crtheap_class_stats_t;
+
+typedef struct crtheap_stats {
+    size_t in_use;         /* usable bytes of live blocks */
+    size_t committed;      /* bytes mapped and not known to be released (upper bound on RSS) */
+    size_t mapped;         /* bytes of address space mapped from the OS */
+    size_t released;       /* bytes given back to the OS since start (madvise/munmap) */
+    size_t donated;        /* bytes added with _heapadd */
+    size_t segments;       /* regions in the registry */
+    size_t heaps;          /* thread heaps, live and abandoned */
+    size_t huge_cached;    /* bytes of freed huge blocks cached for reuse */
+    crtheap_class_stats_t classes[CRTHEAP_SIZE_CLASSES];
+} crtheap_stats_t;
+
+/* Fill *out with a snapshot of the whole heap (every thread's). 0 on success. */
+int crtheap_get_stats(crtheap_stats_t *out);
+/* Print the statistics in a human-readable table. */
+void crtheap_print_stats(FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CRTHEAP_H */

@@ -1,0 +1,309 @@
+/* alloc.c — malloc and free fast paths and the standard allocation API (C, POSIX, glibc).
+ *
+ * Fast path of malloc: pop the first block of the class's first page, note the requested
+ * size in the page's side table.  Fast path of free: find the page from the address
+ * (segment alignment), check the block is a live block start, push it.  Both run between
+ * heap_enter/heap_leave: plain stores, no atomic read-modify-write. */
+#define _GNU_SOURCE
+#include "internal.h"
+#include "crtheap.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define API __attribute__((visibility("default")))
+
+/* Pop a block of class `bin` and record `n` (>= 1) as its requested size. */
+static inline void *heap_alloc_bin(heap_t *h, unsigned bin, size_t n)
+{
+    page_t *pg = h->queues[bin].first;
+    block_t *b = pg->free;
+    if (unlikely(!b)) {
+        pg = heap_refill(h, bin);
+        if (unlikely(!pg))
+            return NULL;
+        b = pg->free;
+    }
+    /* never follow a free list outside its page; never hand out a live block */
+    uint32_t i = page_block_index(pg, b);
+    if (unlikely((uint8_t *)b < pg->start || (void *)b >= pg->side || side_get(pg, i) != side_free_value(pg)))
+        fatal_pointer("malloc", b, "corrupted free list");
+    pg->free = b->next;
+    pg->used++;
+    side_set(pg, i, (unsigned)(pg->block_size - n + 1));
+    return b;
+}
+
+static void *malloc_generic(size_t n, size_t alignment);
+
+void *crt_malloc(size_t n)
+{
+    heap_t *h = tls_heap;
+    n += n == 0;
+    if (likely(h != NULL && n <= MEDIUM_MAX)) {
+        heap_enter(h);
+        void *p = heap_alloc_bin(h, bin_of(n), n);
+        heap_leave(h);
+        if (likely(p != NULL))
+            return p;
+    }
+    return malloc_generic(n, 0);
+}
+
+/* Blocks of a class are aligned to the largest power of two dividing the block size
+ * (pages start 64 KiB aligned), so small aligned requests pick a class that fits. */
+static unsigned aligned_bin(size_t n, size_t alignment)
+{
+    unsigned bin = bin_of(n < alignment ? alignment : n);
+    while (bin < BIN_COUNT && bin_block_size(bin) % alignment != 0)
+        bin++;
+    return bin;
+}
+
+/* Slow path: first call of a thread, large and huge blocks, aligned blocks, no memory. */
+static void *malloc_generic(size_t n, size_t alignment)
+{
+    heap_t *h = heap_get_or_init();
+    if (!h) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = NULL;
+    heap_enter(h);
+    if (n <= MEDIUM_MAX && alignment <= SLICE_SIZE) {
+        unsigned bin = alignment > MIN_BLOCK ? aligned_bin(n, alignment) : bin_of(n);
+        if (bin < BIN_COUNT) {
+            p = heap_alloc_bin(h, bin, n);
+            if (p && alignment > MIN_BLOCK && ((uintptr_t)p & (alignment - 1)) != 0) {   /* donated page */
+                heap_leave(h);
+                crt_free(p, "malloc");
+                heap_enter(h);
+                p = NULL;
+            } else if (p || alignment <= MIN_BLOCK) {
+                goto out;
+            }
+        }
+    }
+    p = heap_malloc_large(h, n, alignment > MIN_BLOCK ? alignment : 0);
+out:
+    heap_leave(h);
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+void *crt_malloc_aligned(size_t n, size_t alignment)
+{
+    n += n == 0;
+    if (alignment <= MIN_BLOCK)
+        return crt_malloc(n);
+    return malloc_generic(n, alignment);
+}
+
+/* The page of a live block p, or a fatal diagnostic naming `call`. */
+page_t *crt_checked_page(const void *p, const char *call, uint32_t *index)
+{
+    segment_t *seg = segment_of(p);
+    if (unlikely(!seg))
+        fatal_pointer(call, p, "invalid pointer");
+    page_t *pg = segment_page_of(seg, p);
+    uint32_t i = page_block_index(pg, p);
+    if (unlikely(pg->bin == 0)) {
+        /* a freed large block leaves its slices free: its start is a double free */
+        bool slice_start = ((uintptr_t)p - (uintptr_t)seg->base) % SLICE_SIZE == 0;
+        fatal_pointer(call, p, slice_start && p != seg->base ? "double free" : "invalid pointer");
+    }
+    if (unlikely(i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (const uint8_t *)p))
+        fatal_pointer(call, p, (const void *)p < (const void *)pg->side || pg->bin == BIN_LARGE ? "interior pointer" : "invalid pointer");
+    if (unlikely(!side_is_allocated(pg, side_get(pg, i))))
+        fatal_pointer(call, p, "double free");
+    *index = i;
+    return pg;
+}
+
+void crt_free(void *p, const char *call)
+{
+    if (!p)
+        return;
+    uint32_t i;
+    page_t *pg = crt_checked_page(p, call, &i);
+    heap_t *h = tls_heap;
+    if (likely(h != NULL && atomic_load_explicit(&pg->heap, memory_order_relaxed) == h)) {
+        heap_enter(h);
+        side_set(pg, i, side_free_value(pg));
+        heap_free_owned(h, pg, p);
+        heap_leave(h);
+        return;
+    }
+    if (pg->bin == BIN_LARGE && atomic_load_explicit(&pg->heap, memory_order_relaxed) == NULL) {
+        side_set(pg, i, side_free_value(pg));   /* huge: no owner, straight to cache/OS */
+        segment_free_huge(segment_of(p));
+        return;
+    }
+    side_set(pg, i, side_remote_value(pg));
+    heap_free_remote(pg, p);
+}
+
+size_t crt_usable_size(const void *p, const char *call)
+{
+    uint32_t i;
+    page_t *pg = crt_checked_page(p, call, &i);
+    return pg->block_size;
+}
+
+size_t crt_requested_size(const void *p, const char *call)
+{
+    uint32_t i;
+    page_t *pg = crt_checked_page(p, call, &i);
+    if (pg->bin == BIN_LARGE)
+        return pg->large_requested;
+    return pg->block_size - (side_get(pg, i) - 1);
+}
+
+/* Resize p; in_place_only (for _expand) never moves it and returns NULL instead. */
+void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
+{
+    uint32_t i;
+    page_t *pg = crt_checked_page(p, call, &i);
+    size_t usable = pg->block_size;
+    size_t old = pg->bin == BIN_LARGE ? pg->large_requested : usable - (side_get(pg, i) - 1);
+    n += n == 0;
+    /* stay put when the block fits and is not more than twice too big */
+    if (n <= usable && (in_place_only || n > usable / 2 || usable <= MIN_BLOCK)) {
+        if (pg->bin == BIN_LARGE)
+            pg->large_requested = n;
+        else
+            side_set(pg, i, (unsigned)(usable - n + 1));
+        return p;
+    }
+    if (in_place_only)
+        return NULL;
+    void *q = crt_malloc(n);
+    if (!q)
+        return NULL;
+    memcpy(q, p, old < n ? old : n);
+    crt_free(p, call);
+    return q;
+}
+
+/* ---- the standard names ---- */
+
+API void *malloc(size_t n) { return crt_malloc(n); }
+API void free(void *p) { crt_free(p, "free"); }
+
+API void *calloc(size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = crt_malloc(n);
+    if (p) {
+        uint32_t i;
+        page_t *pg = crt_checked_page(p, "calloc", &i);
+        if (!(pg->bin == BIN_LARGE && pg->fresh))   /* fresh mappings are already zero */
+            memset(p, 0, n);
+        pg->fresh = 0;
+    }
+    return p;
+}
+
+API void *realloc(void *p, size_t n)
+{
+    if (!p)
+        return crt_malloc(n);
+    if (n == 0) {
+        crt_free(p, "realloc");
+        return NULL;
+    }
+    if (n > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return crt_realloc(p, n, "realloc", false);
+}
+
+API void *reallocarray(void *p, size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
+static bool is_power_of_two(size_t a) { return a && (a & (a - 1)) == 0; }
+
+API int posix_memalign(void **out, size_t alignment, size_t n)
+{
+    if (!is_power_of_two(alignment) || alignment % sizeof(void *) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = crt_malloc_aligned(n, alignment);
+    errno = saved;
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+API void *aligned_alloc(size_t alignment, size_t n)
+{
+    if (!is_power_of_two(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return crt_malloc_aligned(n, alignment);
+}
+
+API void *memalign(size_t alignment, size_t n)
+{
+    if (!is_power_of_two(alignment)) {   /* glibc rounds up; a bad one is still an error here */
+        errno = EINVAL;
+        return NULL;
+    }
+    return crt_malloc_aligned(n, alignment);
+}
+
+API void *valloc(size_t n) { return crt_malloc_aligned(n, (size_t)sysconf(_SC_PAGESIZE)); }
+
+API void *pvalloc(size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t rounded = (n + page - 1) & ~(page - 1);
+    if (rounded < n) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return crt_malloc_aligned(rounded ? rounded : page, page);
+}
+
+API size_t malloc_usable_size(void *p)
+{
+    return p ? crt_usable_size(p, "malloc_usable_size") : 0;
+}
+
+API void free_sized(void *p, size_t size)
+{
+    (void)size;
+    crt_free(p, "free_sized");
+}
+
+API void free_aligned_sized(void *p, size_t alignment, size_t size)
+{
+    (void)alignment;
+    (void)size;
+    crt_free(p, "free_aligned_sized");
+}
+
+/* glibc's internal names, reached by libc itself and by programs that interpose. */
+API void *__libc_malloc(size_t n) { return crt_malloc(n); }
+API void __libc_free(void *p) { crt_free(p, "free"); }
+API void *__libc_calloc(size_t c, size_t n) { return calloc(c, n); }
+API void *__libc_realloc(void *p, size_t n) { return realloc(p, n); }
+API void *__libc_memalign(size_t a, size_t n) { return memalign(a, n); }
+API void *__libc_valloc(size_t n) { return valloc(n); }
+API void *__libc_pvalloc(size_t n) { return pvalloc(n); }

@@ -1,0 +1,55 @@
+/* claim.c — exclusive use of another thread's heap without slowing its owner.
+ *
+ * Owner (heap_enter/heap_leave, inlined in every malloc and free):
+ *     busy = 1;  compiler barrier;  if (claim) wait;   ...work...;   busy = 0 (release)
+ * Claimer:
+ *     claim = 1 (CAS, one claimer at a time);  membarrier();  wait until busy == 0
+ * membarrier(2) puts a full fence on every running thread, so either the owner's
+ * busy = 1 is visible to the claimer, or the owner's later load of `claim` sees 1:
+ * the owner pays two plain stores and a load, no atomic read-modify-write. */
+#include "internal.h"
+#include <sched.h>
+
+static void pause_briefly(unsigned spins)
+{
+    if (spins < 64)
+        __builtin_ia32_pause();
+    else
+        sched_yield();
+}
+
+bool heap_claim(heap_t *h, bool wait)
+{
+    unsigned spins = 0;
+    for (int expected = 0; !atomic_compare_exchange_weak(&h->claim, &expected, 1); expected = 0) {
+        if (!wait)
+            return false;
+        pause_briefly(spins++);
+    }
+    os_membarrier();
+    for (spins = 0; atomic_load_explicit(&h->busy, memory_order_acquire); spins++) {
+        if (!wait && spins > 1000) {
+            heap_unclaim(h);
+            return false;
+        }
+        pause_briefly(spins);
+    }
+    return true;
+}
+
+void heap_unclaim(heap_t *h)
+{
+    atomic_store_explicit(&h->claim, 0, memory_order_release);
+}
+
+/* The owner found its heap claimed: step out, wait, step back in. */
+void heap_wait_unclaimed(heap_t *h)
+{
+    do {
+        atomic_store_explicit(&h->busy, 0, memory_order_release);
+        for (unsigned spins = 0; atomic_load_explicit(&h->claim, memory_order_acquire); spins++)
+            pause_briefly(spins);
+        atomic_store_explicit(&h->busy, 1, memory_order_relaxed);
+        compiler_barrier();
+    } while (atomic_load_explicit(&h->claim, memory_order_acquire));
+}

@@ -1,0 +1,333 @@
+/* heap.c — thread heaps: creation and adoption, the allocation slow path, cross-thread
+ * frees, thread exit, decay, and fork. */
+#define _GNU_SOURCE
+#include "internal.h"
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+__thread heap_t *tls_heap __attribute__((tls_model("initial-exec")));
+page_t empty_page;
+uint64_t heap_secret;
+
+static pthread_mutex_t heaps_mutex = PTHREAD_MUTEX_INITIALIZER;  /* pool, list, metadata */
+static _Atomic(heap_t *) all_heaps;
+static heap_t *abandoned_pool;
+static pthread_key_t exit_key;
+static _Atomic int init_state;   /* 0 none, 1 in progress, 2 done */
+
+heap_t *heap_all_first(void) { return atomic_load_explicit(&all_heaps, memory_order_acquire); }
+
+/* ---- metadata: heaps and donated-segment headers, carved from 64 KiB chunks ---- */
+static uint8_t *meta_cursor, *meta_end;
+
+/* Caller holds heaps_mutex. */
+static void *meta_alloc_locked(size_t size)
+{
+    size = (size + 63) & ~(size_t)63;
+    if ((size_t)(meta_end - meta_cursor) < size) {
+        size_t chunk = size > SLICE_SIZE ? size : SLICE_SIZE;
+        uint8_t *p = os_map(chunk);
+        if (!p)
+            return NULL;
+        meta_cursor = p;
+        meta_end = p + chunk;
+    }
+    void *r = meta_cursor;
+    meta_cursor += size;
+    return r;
+}
+
+void *meta_alloc(size_t size)
+{
+    pthread_mutex_lock(&heaps_mutex);
+    void *r = meta_alloc_locked(size);
+    pthread_mutex_unlock(&heaps_mutex);
+    return r;
+}
+
+static void heap_thread_exit(void *arg);
+static void fork_prepare(void);
+static void fork_parent(void);
+static void fork_child(void);
+
+static void heap_reset_queues(heap_t *h)
+{
+    for (unsigned b = 0; b <= BIN_COUNT; b++) {
+        h->queues[b].first = &empty_page;
+        h->queues[b].last = NULL;
+    }
+}
+
+/* A heap for the calling thread: an abandoned one if any (its pages come along), else new. */
+static heap_t *heap_acquire(void)
+{
+    pthread_mutex_lock(&heaps_mutex);
+    heap_t *h = abandoned_pool;
+    if (h) {
+        abandoned_pool = h->pool_next;
+        h->pool_next = NULL;
+    } else {
+        h = meta_alloc_locked(sizeof(heap_t));
+        if (h) {
+            heap_reset_queues(h);
+            h->all_next = atomic_load_explicit(&all_heaps, memory_order_relaxed);
+            atomic_store_explicit(&all_heaps, h, memory_order_release);
+        }
+    }
+    if (h)
+        h->state = HEAP_LIVE;
+    pthread_mutex_unlock(&heaps_mutex);
+    return h;
+}
+
+static void global_init(void)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+        while (atomic_load(&init_state) != 2)
+            sched_yield();
+        return;
+    }
+    if (!os_random_bytes(&heap_secret, sizeof heap_secret))
+        heap_secret = (uint64_t)(uintptr_t)&heap_secret * 0x9E3779B97F4A7C15ull;
+    heap_secret |= 1;
+    options_init();
+    empty_page.bin = 0;
+    for (size_t n = 0; n <= SMALL_MAX; n += 16) {   /* the table must agree with the formula */
+        size_t w = n ? n : 1;
+        unsigned b = w <= 128 ? (unsigned)((w + 15) >> 4) : 0;
+        if (w > 128) {
+            unsigned lg = 63u - (unsigned)__builtin_clzl(w - 1);
+            b = 9 + (lg - 7) * 4 + (unsigned)(((w - 1) >> (lg - 2)) & 3);
+        }
+        if (small_bin_of[n >> 4] != b || bin_block_size(b) < w)
+            fatal_message("size class table is inconsistent");
+    }
+    atomic_store(&init_state, 2);
+}
+
+/* First allocation of a thread (or of the process). */
+heap_t *heap_get_or_init(void)
+{
+    heap_t *h = tls_heap;
+    if (h)
+        return h;
+    if (atomic_load_explicit(&init_state, memory_order_acquire) != 2)
+        global_init();
+    h = heap_acquire();
+    if (!h)
+        return NULL;
+    tls_heap = h;
+    /* Registered after tls_heap is set: these may allocate and must find a heap. */
+    static _Atomic int hooks_done;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&hooks_done, &expected, 1)) {
+        pthread_key_create(&exit_key, heap_thread_exit);
+        pthread_atfork(fork_prepare, fork_parent, fork_child);
+        atomic_store(&hooks_done, 2);
+    }
+    while (atomic_load(&hooks_done) != 2)
+        sched_yield();
+    pthread_setspecific(exit_key, h);
+    return h;
+}
+
+/* ---- freeing into a heap ---- */
+
+/* Free of a block in a page this heap owns (the block is already validated). */
+void heap_free_owned(heap_t *h, page_t *pg, void *p)
+{
+    block_t *b = p;
+    b->next = pg->free;
+    pg->free = b;
+    if (unlikely(--pg->used == 0 || pg->in_full))
+        page_free_block_slow(h, pg);
+}
+
+/* One atomic push onto the owner's list; the owner (or a claimer) drains it. */
+void heap_free_remote(page_t *pg, void *p)
+{
+    heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_acquire);
+    block_t *b = p;
+    block_t *head = atomic_load_explicit(&owner->remote, memory_order_relaxed);
+    do {
+        b->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&owner->remote, &head, b, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+void heap_drain_remote(heap_t *h)
+{
+    if (atomic_load_explicit(&h->remote, memory_order_relaxed) == NULL)
+        return;
+    block_t *b = atomic_exchange_explicit(&h->remote, NULL, memory_order_acquire);
+    while (b) {
+        block_t *next = b->next;
+        segment_t *seg = segment_of(b);
+        if (!seg)
+            fatal_pointer("free", b, "corrupted remote free list");
+        page_t *pg = segment_page_of(seg, b);
+        uint32_t i = page_block_index(pg, b);
+        if (pg->bin == 0 || i >= pg->capacity || side_get(pg, i) != side_remote_value(pg))
+            fatal_pointer("free", b, "double free");
+        side_set(pg, i, side_free_value(pg));
+        heap_free_owned(h, pg, b);
+        b = next;
+    }
+}
+
+/* ---- allocation slow path ---- */
+
+static page_t *heap_new_page(heap_t *h, unsigned bin)
+{
+    page_t *pg = segment_alloc_span(h, bin_page_slices(bin), 1);
+    if (!pg)
+        return NULL;
+    page_init(pg, bin);
+    page_extend(pg);
+    atomic_store_explicit(&pg->heap, h, memory_order_release);
+    page_queue_push_front(&h->queues[bin], pg);
+    return pg;
+}
+
+/* A page of class `bin` with a free block at the front of its queue, or NULL. */
+static page_t *heap_find_page(heap_t *h, unsigned bin)
+{
+    page_queue_t *q = &h->queues[bin];
+    page_t *pg = q->first;
+    while (pg != &empty_page && pg) {
+        page_t *next = pg->next;
+        if (pg->free || page_extend(pg)) {
+            if (q->first != pg) {
+                page_queue_remove(q, pg);
+                page_queue_push_front(q, pg);
+            }
+            return pg;
+        }
+        page_queue_remove(q, pg);   /* full: back in the queue when a block comes free */
+        pg->in_full = 1;
+        pg = next;
+    }
+    return heap_new_page(h, bin);
+}
+
+/* The class queue ran dry: take in remote frees, age out old free memory, then find or
+ * make a page with a free block.  NULL (ENOMEM) when the OS has no memory left. */
+page_t *heap_refill(heap_t *h, unsigned bin)
+{
+    heap_drain_remote(h);
+    uint64_t now = os_now_ms();
+    if (now - h->maintained_ms >= 50)
+        heap_maintain(h, false, now);
+    return heap_find_page(h, bin);
+}
+
+void *heap_malloc_large(heap_t *h, size_t n, size_t alignment)
+{
+    if (n > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t slices = (n + SLICE_SIZE - 1) / SLICE_SIZE;
+    size_t align_slices = alignment > SLICE_SIZE ? alignment / SLICE_SIZE : 1;
+    page_t *pg = NULL;
+    if (n <= LARGE_MAX && align_slices <= SEGMENT_SLICES / 4)
+        pg = segment_alloc_span(h, slices, align_slices);
+    if (!pg)
+        pg = segment_alloc_huge(h, n, alignment);
+    if (!pg)
+        return NULL;
+    pg->bin = BIN_LARGE;
+    pg->inv_block_size = ((uint64_t)1 << 40) / pg->block_size + 1;
+    pg->capacity = 1;
+    pg->used = 1;
+    pg->side = &pg->large_side;
+    pg->large_side = 1;
+    pg->large_requested = n;
+    atomic_store_explicit(&pg->heap, segment_of(pg->start)->kind == SEGMENT_HUGE ? NULL : h,
+                          memory_order_release);
+    return pg->start;
+}
+
+/* Decay: give back memory that has been free longer than the purge delay. */
+void heap_maintain(heap_t *h, bool force, uint64_t now)
+{
+    h->maintained_ms = now;
+    long delay = option_purge_delay_ms;
+    if (delay < 0 && !force)
+        return;
+    uint64_t older_than = force ? 0 : (now > (uint64_t)delay ? now - (uint64_t)delay : 1);
+    for (segment_t *seg = h->segments, *next; seg; seg = next) {
+        next = seg->heap_next;
+        if (seg->dirty_mask && (force || seg->dirty_since_ms <= older_than)) {
+            bool empty = segment_is_empty(seg);
+            if (!(empty && segment_release_if_empty(seg)))
+                segment_purge(seg, older_than);
+        }
+    }
+    huge_cache_trim(force);
+}
+
+/* ---- thread exit ---- */
+
+static void heap_thread_exit(void *arg)
+{
+    heap_t *h = arg;
+    if (!h || tls_heap != h)
+        return;
+    heap_enter(h);
+    heap_drain_remote(h);
+    page_retire_empty(h);
+    heap_maintain(h, false, os_now_ms());
+    heap_leave(h);
+    tls_heap = NULL;
+    pthread_mutex_lock(&heaps_mutex);
+    h->state = HEAP_ABANDONED;
+    h->pool_next = abandoned_pool;
+    abandoned_pool = h;
+    pthread_mutex_unlock(&heaps_mutex);
+}
+
+/* ---- fork: claim every other heap so none is mid-operation, as glibc locks arenas ---- */
+
+void heap_lock_all(void)   { pthread_mutex_lock(&heaps_mutex); }
+void heap_unlock_all(void) { pthread_mutex_unlock(&heaps_mutex); }
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&heaps_mutex);
+    for (heap_t *h = heap_all_first(); h; h = h->all_next)
+        if (h != tls_heap)
+            heap_claim(h, true);
+    segment_fork_prepare();
+    registry_lock();
+}
+
+static void fork_parent(void)
+{
+    registry_unlock();
+    segment_fork_parent();
+    for (heap_t *h = heap_all_first(); h; h = h->all_next)
+        if (h != tls_heap)
+            heap_unclaim(h);
+    pthread_mutex_unlock(&heaps_mutex);
+}
+
+/* The child has one thread: every other heap is abandoned, consistent, and adoptable. */
+static void fork_child(void)
+{
+    registry_fork_child();
+    segment_fork_child();
+    pthread_mutex_init(&heaps_mutex, NULL);
+    abandoned_pool = NULL;
+    for (heap_t *h = heap_all_first(); h; h = h->all_next) {
+        if (h == tls_heap)
+            continue;
+        atomic_store(&h->busy, 0);
+        atomic_store(&h->claim, 0);
+        h->state = HEAP_ABANDONED;
+        h->pool_next = abandoned_pool;
+        abandoned_pool = h;
+    }
+}

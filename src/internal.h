@@ -1,0 +1,297 @@
+/* internal.h — crtheap's architecture in one header.  Read this first.
+ *
+ * Glossary
+ *   OS page   4 KiB, the unit the kernel maps, faults and releases.
+ *   segment   a 4 MiB region from mmap, aligned to 4 MiB, so `p & ~SEGMENT_MASK` finds the
+ *             header of any pointer inside it in O(1).  Slice 0 holds the header.  A huge
+ *             segment is bigger and holds one block; a donated segment is memory given with
+ *             _heapadd, its header kept outside it and found through a small sorted table.
+ *   slice     64 KiB, the unit segments are carved into.
+ *   page      a run of slices that serves one size class (or one large block).  Its blocks
+ *             start at the page start; its side table (one entry per block) sits after them.
+ *   side      per-block byte/short: 0 = free and in no list, FREE = free in the page list,
+ *             REMOTE = freed by another thread and queued, else requested = size - (v - 1).
+ *             It is the truth about every block: _msize, double-free detection, _heapwalk,
+ *             _heapchk and _heapmin read it; the free lists are only a cache of it.
+ *   heap      per-thread: size-class queues of pages, the segments it owns, and a lock-free
+ *             list of blocks other threads freed into it.  Heaps are never destroyed; a
+ *             thread's exit abandons its heap and the next new thread adopts it.
+ *   registry  every segment in address order plus a bitmap over the address space, so
+ *             _heapwalk/_heapchk/_heapmin reach all memory and free() rejects foreign pointers.
+ *   claim     how another thread (_heapmin, the purger, fork) gets exclusive use of a heap
+ *             without a lock on the owner's path: the owner sets `busy` around each operation
+ *             and checks `claim`; the claimer sets `claim`, issues membarrier(2) and waits for
+ *             `busy == 0` (an asymmetric Dekker handshake; see claim.c).
+ */
+#ifndef CRTHEAP_INTERNAL_H
+#define CRTHEAP_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#define INTERNAL __attribute__((visibility("hidden")))
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define compiler_barrier() atomic_signal_fence(memory_order_seq_cst)
+
+/* ---- geometry ---- */
+#define OS_PAGE_SHIFT   12
+#define OS_PAGE_SIZE    ((size_t)1 << OS_PAGE_SHIFT)
+#define SLICE_SHIFT     16
+#define SLICE_SIZE      ((size_t)1 << SLICE_SHIFT)
+#define SEGMENT_SHIFT   22
+#define SEGMENT_SIZE    ((size_t)1 << SEGMENT_SHIFT)
+#define SEGMENT_MASK    (SEGMENT_SIZE - 1)
+#define SEGMENT_SLICES  (SEGMENT_SIZE / SLICE_SIZE)     /* 64: one bit each in a uint64_t */
+#define ADDRESS_BITS    47                               /* user space on x86-64 / arm64 */
+
+/* ---- size classes: 16-byte steps to 128, then four per doubling to 128 KiB ---- */
+#define MIN_BLOCK       16
+#define SMALL_MAX       1024          /* sizes the bin lookup table covers */
+#define MEDIUM_MAX      (128 * 1024)  /* largest size class */
+#define LARGE_MAX       (2 * 1024 * 1024) /* one block on a run of slices up to this */
+#define BIN_COUNT       49            /* bins 1..48 are classes; 0 is "no class" */
+#define BIN_LARGE       BIN_COUNT     /* a page holding one large or huge block */
+#define WIDE_SIDE_MIN   1025          /* classes above this need 16-bit side entries */
+
+/* side-table values (uint8 classes; the 16-bit ones use 0xFFFF/0xFFFE) */
+#define SIDE_UNLISTED   0u
+#define SIDE8_FREE      0xFFu
+#define SIDE8_REMOTE    0xFEu
+#define SIDE16_FREE     0xFFFFu
+#define SIDE16_REMOTE   0xFFFEu
+
+typedef struct block { struct block *next; } block_t;
+
+struct heap;
+
+/* A page descriptor lives in its segment's header, one per slice; the tail slices of a
+ * multi-slice page point back to the head with slice_offset. */
+typedef struct page {
+    block_t *free;            /* owner's list of free blocks (address inside [start, side)) */
+    uint8_t *start;           /* first block; 64 KiB aligned for segment pages */
+    void *side;               /* side table: uint8_t or uint16_t per block */
+    uint64_t inv_block_size;  /* ceil(2^40 / block_size): block index by multiply */
+    size_t block_size;
+    uint32_t used;            /* blocks handed out, including ones queued as remote frees */
+    uint32_t capacity;        /* blocks the page holds */
+    uint32_t unlisted;        /* free blocks in no list (side entry 0): fresh or released */
+    uint32_t scan;            /* where to look next for unlisted blocks */
+    uint8_t bin;              /* size class, BIN_LARGE, or 0 for a free slice */
+    uint8_t side_wide;        /* side entries are uint16_t */
+    uint8_t in_full;          /* taken out of its queue because it had no free block */
+    uint8_t slice_count;      /* slices spanned (head descriptor) */
+    uint8_t slice_offset;     /* tail descriptor: distance back to the head */
+    uint8_t large_side;       /* the side entry of a BIN_LARGE page's one block */
+    uint8_t fresh;            /* memory known to be zero (new or released) */
+    _Atomic(struct heap *) heap;  /* owner; read by other threads to route their frees */
+    struct page *next, *prev; /* class queue */
+    size_t large_requested;   /* requested size of a BIN_LARGE block */
+} page_t;
+
+enum segment_kind { SEGMENT_NORMAL = 1, SEGMENT_HUGE = 2, SEGMENT_DONATED = 3 };
+
+typedef struct segment {
+    uint64_t cookie;          /* address ^ secret: _heapchk spots a damaged header */
+    uint8_t *base;            /* slice 0 (the segment itself, or the donated memory) */
+    size_t map_size;          /* bytes mapped (huge) or donated */
+    struct segment *reg_next, *reg_prev;    /* registry, address order */
+    struct segment *heap_next, *heap_prev;  /* owner's segments */
+    struct heap *heap;        /* owner */
+    uint8_t kind;
+    uint8_t slice_count;      /* slices that exist (64, 2 for huge, fewer when donated) */
+    uint8_t first_slice;      /* slices before it hold the header */
+    uint64_t free_mask;       /* bit i: slice i is free */
+    uint64_t dirty_mask;      /* free slices that may still be resident */
+    uint64_t dirty_since_ms;  /* when dirty_mask last became non-empty */
+    page_t pages[SEGMENT_SLICES];
+} segment_t;
+
+typedef struct page_queue { page_t *first, *last; } page_queue_t;
+
+enum heap_state { HEAP_LIVE = 1, HEAP_ABANDONED = 2 };
+
+typedef struct heap {
+    _Atomic int busy;         /* owner is inside malloc/free (claim.c) */
+    _Atomic int claim;        /* another thread holds this heap */
+    page_queue_t queues[BIN_COUNT + 1];
+    segment_t *segments;      /* normal and donated segments this heap carves pages from */
+    uint64_t maintained_ms;   /* last decay check */
+    int state;
+    struct heap *all_next;    /* every heap ever made */
+    struct heap *pool_next;   /* abandoned heaps waiting for a thread */
+    _Alignas(64) _Atomic(block_t *) remote;  /* blocks other threads freed into this heap */
+} heap_t;
+
+_Static_assert(SEGMENT_SLICES == 64, "slice masks are uint64_t");
+_Static_assert(sizeof(segment_t) < SLICE_SIZE, "segment header fits in slice 0");
+_Static_assert(LARGE_MAX < SEGMENT_SIZE - SLICE_SIZE, "large blocks fit in one segment");
+
+/* ---- globals (heap.c) ---- */
+extern __thread heap_t *tls_heap INTERNAL;
+extern page_t empty_page INTERNAL;                  /* queue sentinel: never has a free block */
+extern const uint8_t small_bin_of[SMALL_MAX / 16 + 1] INTERNAL;
+extern uint64_t heap_secret INTERNAL;
+
+/* ---- size classes (sizeclass.c) ---- */
+size_t bin_block_size(unsigned bin) INTERNAL;
+unsigned bin_page_slices(unsigned bin) INTERNAL;
+static inline unsigned bin_of(size_t n)
+{
+    if (n <= SMALL_MAX)
+        return small_bin_of[(n + 15) >> 4];
+    size_t w = n - 1;
+    unsigned b = 63u - (unsigned)__builtin_clzl(w);
+    return 9 + (b - 7) * 4 + (unsigned)((w >> (b - 2)) & 3);
+}
+
+/* ---- page geometry, inline for the fast paths ---- */
+static inline uint32_t page_block_index(const page_t *pg, const void *p)
+{
+    return (uint32_t)((((uintptr_t)p - (uintptr_t)pg->start) * pg->inv_block_size) >> 40);
+}
+static inline unsigned side_get(const page_t *pg, uint32_t i)
+{
+    return pg->side_wide ? __atomic_load_n((uint16_t *)pg->side + i, __ATOMIC_RELAXED)
+                         : __atomic_load_n((uint8_t *)pg->side + i, __ATOMIC_RELAXED);
+}
+static inline void side_set(page_t *pg, uint32_t i, unsigned v)
+{
+    if (pg->side_wide) __atomic_store_n((uint16_t *)pg->side + i, (uint16_t)v, __ATOMIC_RELAXED);
+    else __atomic_store_n((uint8_t *)pg->side + i, (uint8_t)v, __ATOMIC_RELAXED);
+}
+static inline unsigned side_free_value(const page_t *pg)   { return pg->side_wide ? SIDE16_FREE : SIDE8_FREE; }
+static inline unsigned side_remote_value(const page_t *pg) { return pg->side_wide ? SIDE16_REMOTE : SIDE8_REMOTE; }
+static inline bool side_is_allocated(const page_t *pg, unsigned v)
+{
+    return v != SIDE_UNLISTED && v < side_remote_value(pg);
+}
+
+/* ---- registry (registry.c) ---- */
+extern uint64_t segment_bitmap[1u << (ADDRESS_BITS - SEGMENT_SHIFT - 6)] INTERNAL;
+extern _Atomic size_t donated_count INTERNAL;
+segment_t *donated_segment_of(const void *p) INTERNAL;
+void registry_add(segment_t *seg) INTERNAL;
+void registry_remove(segment_t *seg) INTERNAL;
+void registry_lock(void) INTERNAL;
+void registry_unlock(void) INTERNAL;
+segment_t *registry_first(void) INTERNAL;
+void registry_fork_child(void) INTERNAL;
+
+static inline bool segment_bit_test(uintptr_t a)
+{
+    uintptr_t i = a >> SEGMENT_SHIFT;
+    return __atomic_load_n(&segment_bitmap[i >> 6], __ATOMIC_RELAXED) & (1ull << (i & 63));
+}
+/* The segment holding p, or NULL when p is not crtheap memory. */
+static inline segment_t *segment_of(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (likely(a >> ADDRESS_BITS == 0 && segment_bit_test(a)))
+        return (segment_t *)(a & ~SEGMENT_MASK);
+    if (unlikely(atomic_load_explicit(&donated_count, memory_order_relaxed) != 0))
+        return donated_segment_of(p);
+    return NULL;
+}
+/* The head page descriptor for p inside seg. */
+static inline page_t *segment_page_of(segment_t *seg, const void *p)
+{
+    size_t i = ((uintptr_t)p - (uintptr_t)seg->base) >> SLICE_SHIFT;
+    if (unlikely(i >= seg->slice_count))
+        i = seg->slice_count - 1u;   /* far inside a huge block */
+    page_t *pg = &seg->pages[i];
+    return pg - pg->slice_offset;
+}
+
+/* ---- OS seam (os.c): the only file that talks to the kernel about memory ---- */
+void *os_map(size_t size) INTERNAL;                        /* NULL + ENOMEM on failure */
+void *os_map_aligned(size_t size, size_t alignment) INTERNAL;
+int os_unmap(void *p, size_t size) INTERNAL;
+int os_release(void *p, size_t size) INTERNAL;           /* MADV_DONTNEED: RSS drops now */
+int os_membarrier(void) INTERNAL;                         /* all threads pass a full fence */
+uint64_t os_now_ms(void) INTERNAL;
+void *os_remap(void *old, size_t old_size, size_t new_size, void *fixed) INTERNAL;
+void os_write_stderr(const char *s, size_t n) INTERNAL;
+bool os_random_bytes(void *out, size_t n) INTERNAL;
+
+/* ---- diagnostics (diag.c) ---- */
+_Noreturn void fatal_pointer(const char *call, const void *p, const char *problem) INTERNAL;
+_Noreturn void fatal_message(const char *message) INTERNAL;
+
+/* ---- segments (segment.c) ---- */
+page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices) INTERNAL;
+void segment_free_span(page_t *pg) INTERNAL;
+page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment) INTERNAL;
+void segment_free_huge(segment_t *seg) INTERNAL;
+void segment_init_donated(segment_t *seg, uint8_t *base, size_t size, heap_t *h) INTERNAL;
+size_t segment_purge(segment_t *seg, uint64_t older_than_ms) INTERNAL;
+size_t segment_release_if_empty(segment_t *seg) INTERNAL;
+bool segment_is_empty(const segment_t *seg) INTERNAL;
+size_t huge_cache_trim(bool all) INTERNAL;
+size_t huge_cache_bytes(void) INTERNAL;
+void segment_fork_prepare(void) INTERNAL;
+void segment_fork_parent(void) INTERNAL;
+void segment_fork_child(void) INTERNAL;
+
+/* ---- pages (page.c) ---- */
+void page_init(page_t *pg, unsigned bin) INTERNAL;
+bool page_extend(page_t *pg) INTERNAL;           /* link unlisted blocks; false if none */
+void page_queue_push_front(page_queue_t *q, page_t *pg) INTERNAL;
+void page_queue_remove(page_queue_t *q, page_t *pg) INTERNAL;
+void page_free_block_slow(heap_t *h, page_t *pg) INTERNAL;
+size_t page_release_free_os_pages(page_t *pg) INTERNAL;
+void page_rebuild_free_list(page_t *pg) INTERNAL;
+void page_retire_empty(heap_t *h) INTERNAL;
+
+/* ---- heaps (heap.c) ---- */
+heap_t *heap_get_or_init(void) INTERNAL;
+page_t *heap_refill(heap_t *h, unsigned bin) INTERNAL;
+void *heap_malloc_large(heap_t *h, size_t n, size_t alignment) INTERNAL;
+void heap_drain_remote(heap_t *h) INTERNAL;
+void heap_free_owned(heap_t *h, page_t *pg, void *p) INTERNAL;
+void heap_free_remote(page_t *pg, void *p) INTERNAL;
+void heap_maintain(heap_t *h, bool force, uint64_t now) INTERNAL;
+heap_t *heap_all_first(void) INTERNAL;
+void heap_lock_all(void) INTERNAL;
+void heap_unlock_all(void) INTERNAL;
+void *meta_alloc(size_t size) INTERNAL;        /* zeroed metadata that lives forever */
+void heap_global_init(void) INTERNAL;
+
+/* ---- claim (claim.c): exclusive use of another thread's heap ---- */
+bool heap_claim(heap_t *h, bool wait) INTERNAL;
+void heap_unclaim(heap_t *h) INTERNAL;
+void heap_wait_unclaimed(heap_t *h) INTERNAL;
+
+static inline void heap_enter(heap_t *h)
+{
+    atomic_store_explicit(&h->busy, 1, memory_order_relaxed);
+    compiler_barrier();   /* membarrier on the claimer's side orders this store before the load */
+    if (unlikely(atomic_load_explicit(&h->claim, memory_order_relaxed)))
+        heap_wait_unclaimed(h);
+}
+static inline void heap_leave(heap_t *h)
+{
+    atomic_store_explicit(&h->busy, 0, memory_order_release);
+}
+
+/* ---- allocation entry points shared by the API files (alloc.c) ---- */
+void *crt_malloc(size_t n) INTERNAL;
+void *crt_malloc_aligned(size_t n, size_t alignment) INTERNAL;
+void crt_free(void *p, const char *call) INTERNAL;
+void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only) INTERNAL;
+size_t crt_usable_size(const void *p, const char *call) INTERNAL;
+size_t crt_requested_size(const void *p, const char *call) INTERNAL;
+page_t *crt_checked_page(const void *p, const char *call, uint32_t *index) INTERNAL;
+
+/* ---- options (options.c) ---- */
+extern long option_purge_delay_ms INTERNAL;
+extern long option_huge_cache_mb INTERNAL;
+void options_init(void) INTERNAL;
+
+/* ---- trim (trim.c) ---- */
+size_t heap_trim_all(bool everything) INTERNAL;
+
+#endif

@@ -1,0 +1,128 @@
+/* os.c — the OS seam: the only file that calls mmap, munmap, madvise, mremap and
+ * membarrier.  Contract: pointer results are NULL on failure with errno set (ENOMEM);
+ * int results are 0 on success, -1 with errno set. */
+#define _GNU_SOURCE
+#include "internal.h"
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+void *os_map(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
+/* Over-map by `alignment`, then give back the unaligned head and the tail. */
+void *os_map_aligned(size_t size, size_t alignment)
+{
+    static _Atomic uintptr_t hint;   /* next aligned address: mostly avoids the over-map */
+    uintptr_t want = atomic_load_explicit(&hint, memory_order_relaxed);
+    if (want) {
+        void *p = mmap((void *)want, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+        if (p != MAP_FAILED) {
+            if (((uintptr_t)p & (alignment - 1)) == 0) {
+                atomic_store_explicit(&hint, (uintptr_t)p + size, memory_order_relaxed);
+                return p;
+            }
+            munmap(p, size);
+        }
+    }
+    if (size + alignment < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint8_t *raw = os_map(size + alignment);
+    if (!raw)
+        return NULL;
+    uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1));
+    if (aligned > raw)
+        munmap(raw, (size_t)(aligned - raw));
+    size_t tail = (size_t)(raw + size + alignment - (aligned + size));
+    if (tail)
+        munmap(aligned + size, tail);
+    atomic_store_explicit(&hint, (uintptr_t)aligned + size, memory_order_relaxed);
+    return aligned;
+}
+
+int os_unmap(void *p, size_t size)
+{
+    return munmap(p, size);
+}
+
+int os_release(void *p, size_t size)
+{
+    return madvise(p, size, MADV_DONTNEED);
+}
+
+/* Grow or move a mapping; with `fixed` the pages move to that (already reserved) address. */
+void *os_remap(void *old, size_t old_size, size_t new_size, void *fixed)
+{
+    void *p = fixed ? mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed)
+                    : mremap(old, old_size, new_size, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
+/* An asymmetric fence: every running thread of the process executes a full memory
+ * barrier before this returns.  Falls back to mprotect, whose TLB shootdown IPIs
+ * serialize the other CPUs as well, where membarrier is unavailable. */
+int os_membarrier(void)
+{
+    static _Atomic int mode;   /* 0 unknown, 1 membarrier, 2 mprotect */
+    int m = atomic_load_explicit(&mode, memory_order_acquire);
+    if (m == 0) {
+        long ok = syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+        m = ok == 0 ? 1 : 2;
+        atomic_store_explicit(&mode, m, memory_order_release);
+    }
+    if (m == 1 && syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return 0;
+    static uint8_t *dummy;
+    if (!dummy) {
+        uint8_t *d = os_map(OS_PAGE_SIZE);
+        if (!d)
+            return -1;
+        dummy = d;
+    }
+    /* Touch, then drop write permission: the kernel must flush every CPU's TLB entry. */
+    __atomic_store_n(dummy, 1, __ATOMIC_SEQ_CST);
+    if (mprotect(dummy, OS_PAGE_SIZE, PROT_READ) != 0)
+        return -1;
+    return mprotect(dummy, OS_PAGE_SIZE, PROT_READ | PROT_WRITE);
+}
+
+uint64_t os_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void os_write_stderr(const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(2, s, n);
+        if (w <= 0)
+            return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+bool os_random_bytes(void *out, size_t n)
+{
+    return getrandom(out, n, GRND_NONBLOCK) == (ssize_t)n;
+}

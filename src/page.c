@@ -1,0 +1,214 @@
+/* page.c — a page's blocks: layout, lazy linking of free blocks, queues, retirement.
+ *
+ * Layout of a class page: blocks from `start`, then the side table at the end of the
+ * span.  Free blocks are linked lazily: a fresh page has every side entry 0 (unlisted)
+ * and page_extend() links a few OS pages' worth at a time, so untouched memory stays
+ * untouched.  _heapmin turns free blocks back into unlisted ones when it releases the
+ * OS pages under them. */
+#include "internal.h"
+#include <string.h>
+
+void page_init(page_t *pg, unsigned bin)
+{
+    size_t area = pg->block_size;    /* segment_take_slices left the span's byte size here */
+    size_t bs = bin_block_size(bin);
+    size_t width = bs >= WIDE_SIDE_MIN ? 2 : 1;
+    size_t cap = area / (bs + width);
+    size_t side_off = (area - cap * width) & ~(size_t)15;
+    while (cap * bs > side_off) {
+        cap--;
+        side_off = (area - cap * width) & ~(size_t)15;
+    }
+    pg->bin = (uint8_t)bin;
+    pg->block_size = bs;
+    pg->inv_block_size = ((uint64_t)1 << 40) / bs + 1;
+    pg->side_wide = width == 2;
+    pg->side = pg->start + side_off;
+    pg->capacity = (uint32_t)cap;
+    pg->unlisted = (uint32_t)cap;
+    pg->scan = 0;
+    pg->used = 0;
+    pg->free = NULL;
+    pg->in_full = 0;
+    if (!pg->fresh)
+        memset(pg->side, 0, cap * width);
+}
+
+/* Link unlisted blocks (side entry 0) into the free list, in address order, about two
+ * OS pages' worth at a time.  Returns false when there are none. */
+bool page_extend(page_t *pg)
+{
+    if (pg->unlisted == 0)
+        return false;
+    size_t want = 2 * OS_PAGE_SIZE / pg->block_size;
+    if (want == 0)
+        want = 1;
+    if (want > pg->unlisted)
+        want = pg->unlisted;
+    block_t *head = NULL, **tail = &head;
+    uint32_t i = pg->scan, seen = 0;
+    const unsigned free_value = side_free_value(pg);
+    for (size_t linked = 0; linked < want && seen < pg->capacity; seen++) {
+        if (i >= pg->capacity)
+            i = 0;
+        if (side_get(pg, i) == SIDE_UNLISTED) {
+            block_t *b = (block_t *)(pg->start + (size_t)i * pg->block_size);
+            side_set(pg, i, free_value);
+            *tail = b;
+            tail = &b->next;
+            linked++;
+            pg->unlisted--;
+        }
+        i++;
+    }
+    *tail = pg->free;
+    pg->free = head;
+    pg->scan = i;
+    return head != NULL;
+}
+
+void page_queue_push_front(page_queue_t *q, page_t *pg)
+{
+    pg->prev = NULL;
+    if (q->first == &empty_page) {
+        pg->next = NULL;
+        q->last = pg;
+    } else {
+        pg->next = q->first;
+        q->first->prev = pg;
+    }
+    q->first = pg;
+}
+
+static void page_queue_push_back(page_queue_t *q, page_t *pg)
+{
+    if (q->first == &empty_page) {
+        page_queue_push_front(q, pg);
+        return;
+    }
+    pg->next = NULL;
+    pg->prev = q->last;
+    q->last->next = pg;
+    q->last = pg;
+}
+
+void page_queue_remove(page_queue_t *q, page_t *pg)
+{
+    if (pg->prev)
+        pg->prev->next = pg->next;
+    else
+        q->first = pg->next ? pg->next : &empty_page;
+    if (pg->next)
+        pg->next->prev = pg->prev;
+    else
+        q->last = pg->prev;
+    pg->next = pg->prev = NULL;
+}
+
+/* Give an empty page's slices back to its segment (or a huge block to the cache/OS). */
+static void page_retire(heap_t *h, page_t *pg)
+{
+    if (pg->bin != BIN_LARGE && !pg->in_full)
+        page_queue_remove(&h->queues[pg->bin], pg);
+    segment_t *seg = segment_of(pg->start);
+    if (seg->kind == SEGMENT_HUGE)
+        segment_free_huge(seg);
+    else
+        segment_free_span(pg);
+}
+
+/* After a free left the page empty or took it out of the full state. */
+void page_free_block_slow(heap_t *h, page_t *pg)
+{
+    if (pg->in_full && pg->bin != BIN_LARGE) {
+        pg->in_full = 0;
+        page_queue_push_back(&h->queues[pg->bin], pg);
+    }
+    if (pg->used != 0)
+        return;
+    /* keep the last page of a class: a malloc/free loop must not map and unmap it */
+    page_queue_t *q = &h->queues[pg->bin == BIN_LARGE ? 0 : pg->bin];
+    if (pg->bin != BIN_LARGE && q->first == pg && pg->next == NULL)
+        return;
+    page_retire(h, pg);
+}
+
+/* Retire every empty page of the heap, the last of each class included. */
+void page_retire_empty(heap_t *h)
+{
+    for (unsigned bin = 1; bin < BIN_COUNT; bin++) {
+        page_t *pg = h->queues[bin].first;
+        while (pg && pg != &empty_page) {
+            page_t *next = pg->next;
+            if (pg->used == 0)
+                page_retire(h, pg);
+            pg = next;
+        }
+    }
+}
+
+/* Rebuild the free list from the side table: every FREE entry, in address order. */
+void page_rebuild_free_list(page_t *pg)
+{
+    const unsigned free_value = side_free_value(pg);
+    block_t *head = NULL, **tail = &head;
+    for (uint32_t i = 0; i < pg->capacity; i++) {
+        if (side_get(pg, i) == free_value) {
+            block_t *b = (block_t *)(pg->start + (size_t)i * pg->block_size);
+            *tail = b;
+            tail = &b->next;
+        }
+    }
+    *tail = NULL;
+    pg->free = head;
+}
+
+/* Release the whole OS pages of a partly used page that hold only free blocks; the
+ * blocks whose link word lay in them become unlisted.  Caller owns or claimed the heap
+ * and drained its remote frees.  Returns the bytes released. */
+size_t page_release_free_os_pages(page_t *pg)
+{
+    if (pg->bin == BIN_LARGE || pg->used == pg->capacity || pg->block_size < 16 ||
+        segment_of(pg->start)->kind == SEGMENT_DONATED)
+        return 0;
+    enum { MAX_OS_PAGES = 16 * SLICE_SIZE / OS_PAGE_SIZE };   /* largest class page */
+    uint64_t gone[MAX_OS_PAGES / 64] = { 0 };                  /* OS pages released */
+    const unsigned free_value = side_free_value(pg);
+    const uintptr_t start = (uintptr_t)pg->start, side = (uintptr_t)pg->side;
+    size_t released = 0;
+    uintptr_t run_start = 0, run_end = 0;
+    for (uintptr_t os = start; os + OS_PAGE_SIZE <= side; os += OS_PAGE_SIZE) {
+        uint32_t lo = (uint32_t)((os - start) / pg->block_size);
+        uint32_t hi = (uint32_t)((os + OS_PAGE_SIZE - 1 - start) / pg->block_size);
+        bool all_free = true, any_listed = false;   /* all unlisted: never touched, or gone */
+        for (uint32_t i = lo; i <= hi && i < pg->capacity && all_free; i++) {
+            unsigned v = side_get(pg, i);
+            all_free = v == free_value || v == SIDE_UNLISTED;
+            any_listed |= v == free_value;
+        }
+        if (!all_free || !any_listed)
+            continue;
+        size_t k = (os - start) / OS_PAGE_SIZE;
+        gone[k / 64] |= 1ull << (k % 64);
+        if (run_end != os) {
+            if (run_end > run_start && os_release((void *)run_start, run_end - run_start) == 0)
+                released += run_end - run_start;
+            run_start = os;
+        }
+        run_end = os + OS_PAGE_SIZE;
+    }
+    if (run_end > run_start && os_release((void *)run_start, run_end - run_start) == 0)
+        released += run_end - run_start;
+    if (released == 0)
+        return 0;
+    /* A free block whose link word now reads zero cannot stay linked: make it unlisted. */
+    for (uint32_t i = 0; i < pg->capacity; i++) {
+        size_t k = (size_t)i * pg->block_size / OS_PAGE_SIZE;
+        if (side_get(pg, i) == free_value && (gone[k / 64] >> (k % 64) & 1)) {
+            side_set(pg, i, SIDE_UNLISTED);
+            pg->unlisted++;
+        }
+    }
+    page_rebuild_free_list(pg);
+    return released;
+}

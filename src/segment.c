@@ -1,0 +1,338 @@
+/* segment.c — 4 MiB segments carved into 64 KiB slices, huge segments holding one block,
+ * and donated segments (_heapadd).  Only the owning heap's thread (or a claimer, see
+ * claim.c) changes a segment's masks and page descriptors. */
+#include "internal.h"
+#include <errno.h>
+#include <string.h>
+
+static const uint64_t ALL_SLICES = ~0ull;
+
+static uint64_t run_mask(size_t start, size_t count)
+{
+    uint64_t m = count >= 64 ? ALL_SLICES : ((1ull << count) - 1);
+    return m << start;
+}
+
+/* Bit i set in the result: slices i .. i+count-1 are all set in `mask`. */
+static uint64_t runs_of(uint64_t mask, size_t count)
+{
+    size_t have = 1;
+    while (have < count && mask) {
+        size_t shift = have < count - have ? have : count - have;
+        mask &= mask >> shift;
+        have += shift;
+    }
+    return mask;
+}
+
+static uint64_t usable_mask(const segment_t *seg)
+{
+    return run_mask(seg->first_slice, (size_t)seg->slice_count - seg->first_slice);
+}
+
+bool segment_is_empty(const segment_t *seg)
+{
+    return seg->free_mask == usable_mask(seg);
+}
+
+static void heap_link_segment(heap_t *h, segment_t *seg)
+{
+    seg->heap = h;
+    seg->heap_prev = NULL;
+    seg->heap_next = h->segments;
+    if (h->segments)
+        h->segments->heap_prev = seg;
+    h->segments = seg;
+}
+
+static void heap_unlink_segment(segment_t *seg)
+{
+    heap_t *h = seg->heap;
+    if (seg->heap_prev)
+        seg->heap_prev->heap_next = seg->heap_next;
+    else
+        h->segments = seg->heap_next;
+    if (seg->heap_next)
+        seg->heap_next->heap_prev = seg->heap_prev;
+    seg->heap_next = seg->heap_prev = NULL;
+}
+
+static void segment_header_init(segment_t *seg, uint8_t *base, size_t size, enum segment_kind kind,
+                                size_t slices, size_t first_slice)
+{
+    seg->cookie = (uintptr_t)seg ^ heap_secret;
+    seg->base = base;
+    seg->map_size = size;
+    seg->kind = (uint8_t)kind;
+    seg->slice_count = (uint8_t)slices;
+    seg->first_slice = (uint8_t)first_slice;
+    seg->free_mask = usable_mask(seg);
+    seg->dirty_mask = 0;
+    seg->dirty_since_ms = 0;
+}
+
+static segment_t *segment_new(heap_t *h)
+{
+    segment_t *seg = os_map_aligned(SEGMENT_SIZE, SEGMENT_SIZE);
+    if (!seg)
+        return NULL;
+    segment_header_init(seg, (uint8_t *)seg, SEGMENT_SIZE, SEGMENT_NORMAL, SEGMENT_SLICES, 1);
+    heap_link_segment(h, seg);
+    registry_lock();
+    registry_add(seg);
+    registry_unlock();
+    return seg;
+}
+
+void segment_init_donated(segment_t *seg, uint8_t *base, size_t size, heap_t *h)
+{
+    size_t slices = (size + SLICE_SIZE - 1) / SLICE_SIZE;
+    segment_header_init(seg, base, size, SEGMENT_DONATED, slices, 0);
+    seg->dirty_mask = seg->free_mask;   /* donated memory is never known to be zero */
+    heap_link_segment(h, seg);
+    registry_lock();
+    registry_add(seg);
+    registry_unlock();
+}
+
+/* Bytes of slice i that exist (a donated segment's last slice may be short). */
+static size_t slice_bytes(const segment_t *seg, size_t i, size_t count)
+{
+    size_t end = (i + count) * SLICE_SIZE;
+    if (seg->kind == SEGMENT_DONATED && end > seg->map_size)
+        end = seg->map_size;
+    return end - i * SLICE_SIZE;
+}
+
+static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
+{
+    uint64_t run = run_mask(i, count);
+    bool fresh = (seg->dirty_mask & run) == 0;
+    seg->free_mask &= ~run;
+    seg->dirty_mask &= ~run;
+    page_t *pg = &seg->pages[i];
+    memset(pg, 0, sizeof *pg);
+    pg->start = seg->base + i * SLICE_SIZE;
+    pg->slice_count = (uint8_t)count;
+    pg->block_size = slice_bytes(seg, i, count);
+    pg->fresh = fresh;
+    for (size_t k = 1; k < count; k++) {
+        seg->pages[i + k].slice_offset = (uint8_t)k;
+        seg->pages[i + k].bin = 0;
+    }
+    return pg;
+}
+
+/* A run of `slices` free slices starting at a multiple of align_slices, from the heap's
+ * segments or a new one. */
+page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices)
+{
+    for (int round = 0; round < 2; round++) {
+        for (segment_t *seg = h->segments; seg; seg = seg->heap_next) {
+            if (align_slices > 1 && seg->kind == SEGMENT_DONATED)
+                continue;   /* donated slices are not 64 KiB aligned */
+            uint64_t starts = runs_of(seg->free_mask, slices);   /* zeros shift in: runs end inside */
+            if (align_slices > 1) {
+                uint64_t aligned = 0;
+                for (size_t i = 0; i < 64; i += align_slices)
+                    aligned |= 1ull << i;
+                starts &= aligned;
+            }
+            if (starts)
+                return segment_take_slices(seg, (size_t)__builtin_ctzll(starts), slices);
+        }
+        if (round == 0 && !segment_new(h))
+            return NULL;
+    }
+    return NULL;
+}
+
+void segment_free_span(page_t *pg)
+{
+    segment_t *seg = segment_of(pg->start);
+    size_t i = (size_t)(pg->start - seg->base) >> SLICE_SHIFT, count = pg->slice_count;
+    for (size_t k = 0; k < count; k++) {
+        page_t *d = &seg->pages[i + k];
+        atomic_store_explicit(&d->heap, NULL, memory_order_relaxed);
+        d->bin = 0;
+        d->slice_offset = 0;
+        d->slice_count = 0;
+        d->free = NULL;
+    }
+    uint64_t run = run_mask(i, count);
+    if (seg->dirty_mask == 0)
+        seg->dirty_since_ms = os_now_ms();
+    seg->free_mask |= run;
+    seg->dirty_mask |= run;
+}
+
+/* Release free slices that have been dirty since before `older_than_ms` (0: all). */
+size_t segment_purge(segment_t *seg, uint64_t older_than_ms)
+{
+    if (seg->kind == SEGMENT_DONATED || seg->dirty_mask == 0)
+        return 0;
+    if (older_than_ms && seg->dirty_since_ms > older_than_ms)
+        return 0;
+    size_t released = 0;
+    uint64_t dirty = seg->dirty_mask;
+    while (dirty) {
+        size_t i = (size_t)__builtin_ctzll(dirty), n = 0;
+        while (i + n < 64 && (dirty >> (i + n) & 1))
+            n++;
+        if (os_release(seg->base + i * SLICE_SIZE, n * SLICE_SIZE) == 0) {
+            seg->dirty_mask &= ~run_mask(i, n);
+            released += n * SLICE_SIZE;
+        }
+        dirty &= ~run_mask(i, n);
+    }
+    return released;
+}
+
+/* Give an empty normal segment back to the OS; returns the bytes unmapped. */
+size_t segment_release_if_empty(segment_t *seg)
+{
+    if (seg->kind != SEGMENT_NORMAL || !segment_is_empty(seg))
+        return 0;
+    heap_unlink_segment(seg);
+    registry_lock();
+    registry_remove(seg);
+    registry_unlock();
+    os_unmap(seg, SEGMENT_SIZE);
+    return SEGMENT_SIZE;
+}
+
+/* ---- huge blocks: a segment each, freed ones cached for reuse ---- */
+
+static pthread_mutex_t huge_mutex = PTHREAD_MUTEX_INITIALIZER;
+static segment_t *huge_cache;          /* linked through heap_next */
+static size_t huge_cached_bytes;
+
+static size_t huge_block_offset(size_t alignment)
+{
+    return alignment > SLICE_SIZE ? alignment : SLICE_SIZE;
+}
+
+static void huge_page_init(segment_t *seg, size_t offset, size_t size)
+{
+    page_t *pg = &seg->pages[1];
+    memset(pg, 0, sizeof *pg);
+    pg->start = (uint8_t *)seg + offset;
+    pg->block_size = seg->map_size - offset;
+    (void)size;
+}
+
+static segment_t *huge_cache_take(size_t map_size, size_t alignment)
+{
+    segment_t *best = NULL, **best_link = NULL;
+    pthread_mutex_lock(&huge_mutex);
+    for (segment_t **link = &huge_cache; *link; link = &(*link)->heap_next) {
+        segment_t *s = *link;
+        if (s->map_size >= map_size && ((uintptr_t)s & (alignment - 1)) == 0 &&
+            s->map_size - map_size <= map_size / 2 && (!best || s->map_size < best->map_size)) {
+            best = s;
+            best_link = link;
+        }
+    }
+    if (best) {
+        *best_link = best->heap_next;
+        huge_cached_bytes -= best->map_size;
+    }
+    pthread_mutex_unlock(&huge_mutex);
+    if (best && best->map_size > map_size) {
+        os_unmap((uint8_t *)best + map_size, best->map_size - map_size);
+        best->map_size = map_size;
+    }
+    return best;
+}
+
+page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
+{
+    size_t offset = huge_block_offset(alignment);
+    size_t map_size = (size + OS_PAGE_SIZE - 1) & ~(OS_PAGE_SIZE - 1);
+    if (map_size < size || map_size + offset < map_size || map_size + offset > ((size_t)1 << 46)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    map_size += offset;
+    size_t seg_align = alignment > SEGMENT_SIZE ? alignment : SEGMENT_SIZE;
+    segment_t *seg = huge_cache_take(map_size, seg_align);
+    bool fresh = seg == NULL;
+    if (!seg) {
+        seg = os_map_aligned(map_size, seg_align);
+        if (!seg)
+            return NULL;
+        segment_header_init(seg, (uint8_t *)seg, map_size, SEGMENT_HUGE, 2, 1);
+        registry_lock();
+        registry_add(seg);
+        registry_unlock();
+    }
+    seg->free_mask = 0;
+    seg->heap = h;
+    huge_page_init(seg, offset, size);
+    seg->pages[1].fresh = fresh;
+    return &seg->pages[1];
+}
+
+void segment_free_huge(segment_t *seg)
+{
+    page_t *pg = &seg->pages[1];
+    pg->bin = 0;
+    atomic_store_explicit(&pg->heap, NULL, memory_order_relaxed);
+    seg->free_mask = usable_mask(seg);
+    seg->dirty_since_ms = os_now_ms();
+    size_t limit = option_huge_cache_mb < 0 ? 0 : (size_t)option_huge_cache_mb << 20;
+    pthread_mutex_lock(&huge_mutex);
+    if (huge_cached_bytes + seg->map_size <= limit) {
+        seg->heap_next = huge_cache;
+        huge_cache = seg;
+        huge_cached_bytes += seg->map_size;
+        seg = NULL;
+    }
+    pthread_mutex_unlock(&huge_mutex);
+    if (seg) {
+        registry_lock();
+        registry_remove(seg);
+        registry_unlock();
+        os_unmap(seg, seg->map_size);
+    }
+}
+
+/* Unmap cached huge blocks: all of them, or those cached longer than the purge delay. */
+size_t huge_cache_trim(bool all)
+{
+    uint64_t now = os_now_ms();
+    segment_t *victims = NULL;
+    pthread_mutex_lock(&huge_mutex);
+    for (segment_t **link = &huge_cache; *link;) {
+        segment_t *s = *link;
+        if (all || now - s->dirty_since_ms >= (uint64_t)option_purge_delay_ms) {
+            *link = s->heap_next;
+            huge_cached_bytes -= s->map_size;
+            s->heap_next = victims;
+            victims = s;
+        } else {
+            link = &s->heap_next;
+        }
+    }
+    pthread_mutex_unlock(&huge_mutex);
+    size_t released = 0;
+    while (victims) {
+        segment_t *s = victims;
+        victims = s->heap_next;
+        released += s->map_size;
+        registry_lock();
+        registry_remove(s);
+        registry_unlock();
+        os_unmap(s, s->map_size);
+    }
+    return released;
+}
+
+size_t huge_cache_bytes(void)
+{
+    return huge_cached_bytes;
+}
+
+void segment_fork_prepare(void) { pthread_mutex_lock(&huge_mutex); }
+void segment_fork_parent(void)  { pthread_mutex_unlock(&huge_mutex); }
+void segment_fork_child(void)   { pthread_mutex_init(&huge_mutex, NULL); }
