@@ -69,6 +69,8 @@ static void *malloc_generic(size_t n, size_t alignment)
         errno = ENOMEM;
         return NULL;
     }
+    if (unlikely(huge_cache_bytes() != 0 && !purger_running()))
+        purger_start();
     void *p = NULL;
     heap_enter(h);
     if (n <= MEDIUM_MAX && alignment <= SLICE_SIZE) {

@@ -216,6 +216,11 @@ static page_t *heap_find_page(heap_t *h, unsigned bin)
  * make a page with a free block.  NULL (ENOMEM) when the OS has no memory left. */
 page_t *heap_refill(heap_t *h, unsigned bin)
 {
+    if (unlikely(atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed) && !purger_running())) {
+        heap_leave(h);   /* nothing changed yet: creating a thread may allocate */
+        purger_start();
+        heap_enter(h);
+    }
     heap_drain_remote(h);
     uint64_t now = os_now_ms();
     if (now - h->maintained_ms >= 50)
@@ -258,14 +263,18 @@ void heap_maintain(heap_t *h, bool force, uint64_t now)
     if (delay < 0 && !force)
         return;
     uint64_t older_than = force ? 0 : (now > (uint64_t)delay ? now - (uint64_t)delay : 1);
+    uint64_t oldest_left = 0;
     for (segment_t *seg = h->segments, *next; seg; seg = next) {
         next = seg->heap_next;
         if (seg->dirty_mask && (force || seg->dirty_since_ms <= older_than)) {
-            bool empty = segment_is_empty(seg);
-            if (!(empty && segment_release_if_empty(seg)))
+            if (!segment_release_if_empty(seg))
                 segment_purge(seg, older_than);
         }
+        if (seg->dirty_mask && seg->kind != SEGMENT_DONATED &&
+            (oldest_left == 0 || seg->dirty_since_ms < oldest_left))
+            oldest_left = seg->dirty_since_ms;
     }
+    atomic_store_explicit(&h->dirty_since_ms, oldest_left, memory_order_relaxed);
     huge_cache_trim(force);
 }
 
@@ -317,6 +326,7 @@ static void fork_parent(void)
 /* The child has one thread: every other heap is abandoned, consistent, and adoptable. */
 static void fork_child(void)
 {
+    purger_fork_child();
     registry_fork_child();
     segment_fork_child();
     pthread_mutex_init(&heaps_mutex, NULL);

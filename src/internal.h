@@ -120,6 +120,7 @@ typedef struct heap {
     page_queue_t queues[BIN_COUNT + 1];
     segment_t *segments;      /* normal and donated segments this heap carves pages from */
     uint64_t maintained_ms;   /* last decay check */
+    _Atomic uint64_t dirty_since_ms;  /* oldest dirty free memory, 0: none (read by the purger) */
     int state;
     struct heap *all_next;    /* every heap ever made */
     struct heap *pool_next;   /* abandoned heaps waiting for a thread */
@@ -293,5 +294,9 @@ void options_init(void) INTERNAL;
 
 /* ---- trim (trim.c) ---- */
 size_t heap_trim_all(bool everything) INTERNAL;
+void trim_note_error(int e) INTERNAL;
+void purger_start(void) INTERNAL;
+bool purger_running(void) INTERNAL;
+void purger_fork_child(void) INTERNAL;
 
 #endif

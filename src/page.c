@@ -6,6 +6,7 @@
  * untouched.  _heapmin turns free blocks back into unlisted ones when it releases the
  * OS pages under them. */
 #include "internal.h"
+#include <errno.h>
 #include <string.h>
 
 void page_init(page_t *pg, unsigned bin)
@@ -163,6 +164,17 @@ void page_rebuild_free_list(page_t *pg)
     pg->free = head;
 }
 
+static size_t release_range(uintptr_t start, uintptr_t end)
+{
+    if (end <= start)
+        return 0;
+    if (os_release((void *)start, end - start) != 0) {
+        trim_note_error(errno);
+        return 0;
+    }
+    return end - start;
+}
+
 /* Release the whole OS pages of a partly used page that hold only free blocks; the
  * blocks whose link word lay in them become unlisted.  Caller owns or claimed the heap
  * and drained its remote frees.  Returns the bytes released. */
@@ -191,14 +203,12 @@ size_t page_release_free_os_pages(page_t *pg)
         size_t k = (os - start) / OS_PAGE_SIZE;
         gone[k / 64] |= 1ull << (k % 64);
         if (run_end != os) {
-            if (run_end > run_start && os_release((void *)run_start, run_end - run_start) == 0)
-                released += run_end - run_start;
+            released += release_range(run_start, run_end);
             run_start = os;
         }
         run_end = os + OS_PAGE_SIZE;
     }
-    if (run_end > run_start && os_release((void *)run_start, run_end - run_start) == 0)
-        released += run_end - run_start;
+    released += release_range(run_start, run_end);
     if (released == 0)
         return 0;
     /* A free block whose link word now reads zero cannot stay linked: make it unlisted. */

@@ -160,8 +160,11 @@ void segment_free_span(page_t *pg)
         d->free = NULL;
     }
     uint64_t run = run_mask(i, count);
-    if (seg->dirty_mask == 0)
+    if (seg->dirty_mask == 0) {
         seg->dirty_since_ms = os_now_ms();
+        if (atomic_load_explicit(&seg->heap->dirty_since_ms, memory_order_relaxed) == 0)
+            atomic_store_explicit(&seg->heap->dirty_since_ms, seg->dirty_since_ms, memory_order_relaxed);
+    }
     seg->free_mask |= run;
     seg->dirty_mask |= run;
 }
@@ -182,6 +185,8 @@ size_t segment_purge(segment_t *seg, uint64_t older_than_ms)
         if (os_release(seg->base + i * SLICE_SIZE, n * SLICE_SIZE) == 0) {
             seg->dirty_mask &= ~run_mask(i, n);
             released += n * SLICE_SIZE;
+        } else {
+            trim_note_error(errno);
         }
         dirty &= ~run_mask(i, n);
     }

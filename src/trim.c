@@ -1,3 +1,176 @@
-/* trim.c — placeholder until _heapmin lands */
+/* trim.c — giving memory back: _heapmin/malloc_trim/crtheap_trim over every heap, the
+ * calling thread's crtheap_collect, and the purger thread that applies the decay to
+ * heaps whose threads sleep.
+ *
+ * Another thread's heap is only touched under its claim (claim.c).  The work under one
+ * claim is bounded (TRIM_BATCH segments), so an owner that needs its heap meanwhile
+ * waits for one batch at most and then allocates while the trim goes on. */
+#define _GNU_SOURCE
 #include "internal.h"
-size_t heap_trim_all(bool everything) { (void)everything; return 0; }
+#include "crtheap.h"
+#include <errno.h>
+#include <time.h>
+
+#define API __attribute__((visibility("default")))
+#define TRIM_BATCH 8
+
+static _Atomic int trim_errno;   /* last errno of a release the kernel refused */
+
+/* Release everything reachable in up to TRIM_BATCH segments of h, starting at the
+ * `*position`-th segment; returns false when the list is done. */
+static bool trim_segments(heap_t *h, size_t *position, size_t *released)
+{
+    segment_t *seg = h->segments;
+    for (size_t k = 0; seg && k < *position; k++)
+        seg = seg->heap_next;
+    for (int done = 0; seg && done < TRIM_BATCH; done++) {
+        segment_t *next = seg->heap_next;
+        for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
+            page_t *pg = &seg->pages[i];
+            if (pg->bin != 0 && pg->slice_offset == 0)
+                *released += page_release_free_os_pages(pg);
+        }
+        size_t unmapped = segment_release_if_empty(seg);
+        if (unmapped) {
+            *released += unmapped;
+        } else {
+            *released += segment_purge(seg, 0);
+            ++*position;
+        }
+        seg = next;
+    }
+    return seg != NULL;
+}
+
+/* Everything free in heap h goes back to the OS. */
+static size_t trim_heap(heap_t *h)
+{
+    size_t released = 0, position = 0;
+    if (!heap_claim(h, true))
+        return 0;
+    heap_drain_remote(h);
+    page_retire_empty(h);
+    bool more = trim_segments(h, &position, &released);
+    heap_unclaim(h);
+    while (more) {
+        heap_claim(h, true);
+        more = trim_segments(h, &position, &released);
+        heap_unclaim(h);
+    }
+    return released;
+}
+
+size_t heap_trim_all(bool everything)
+{
+    (void)everything;
+    size_t released = 0;
+    for (heap_t *h = heap_all_first(); h; h = h->all_next)
+        released += trim_heap(h);
+    released += huge_cache_trim(true);
+    return released;
+}
+
+API int _heapmin(void)
+{
+    atomic_store(&trim_errno, 0);
+    heap_trim_all(true);
+    int e = atomic_load(&trim_errno);
+    if (e) {
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+API size_t crtheap_trim(void)
+{
+    return heap_trim_all(true);
+}
+
+API int malloc_trim(size_t pad)
+{
+    (void)pad;   /* crtheap keeps no top-of-heap pad: all free memory goes back */
+    return heap_trim_all(true) > 0;
+}
+
+API void crtheap_collect(void)
+{
+    heap_t *h = tls_heap;
+    if (!h)
+        return;
+    heap_enter(h);
+    heap_drain_remote(h);
+    page_retire_empty(h);
+    heap_maintain(h, true, os_now_ms());
+    heap_leave(h);
+}
+
+void trim_note_error(int e)
+{
+    atomic_store(&trim_errno, e);
+}
+
+/* ---- the purger: decay for heaps whose threads do not come back to allocate ---- */
+
+static _Atomic int purger_state;   /* 0 not started, 1 running */
+
+static void *purger_main(void *arg)
+{
+    (void)arg;
+    long idle_ms = 0;
+    for (;;) {
+        long delay = option_purge_delay_ms;
+        long sleep_ms = delay < 10 ? 10 : delay;
+        sleep_ms += idle_ms;
+        struct timespec ts = { sleep_ms / 1000, (sleep_ms % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+        if (delay < 0)
+            continue;
+        uint64_t now = os_now_ms();
+        bool work = false;
+        for (heap_t *h = heap_all_first(); h; h = h->all_next) {
+            uint64_t since = atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed);
+            if (since == 0 || now - since < (uint64_t)delay)
+                continue;
+            work = true;
+            if (heap_claim(h, false)) {   /* never stall a busy owner: next round */
+                heap_drain_remote(h);
+                heap_maintain(h, false, now);
+                heap_unclaim(h);
+            }
+        }
+        if (huge_cache_trim(false))
+            work = true;
+        /* an idle process wakes up less and less often, down to every ten seconds */
+        idle_ms = work ? 0 : (idle_ms ? idle_ms * 2 : 100);
+        if (idle_ms > 10000)
+            idle_ms = 10000;
+    }
+    return NULL;
+}
+
+/* Called on an allocation slow path while the caller's heap is not entered. */
+void purger_start(void)
+{
+    int expected = 0;
+    if (option_purge_delay_ms < 0 || !atomic_compare_exchange_strong(&purger_state, &expected, 1))
+        return;
+    pthread_attr_t attr;
+    pthread_t thread;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    if (pthread_create(&thread, &attr, purger_main, NULL) != 0)
+        atomic_store(&purger_state, 0);
+    pthread_attr_destroy(&attr);
+}
+
+bool purger_running(void)
+{
+    return atomic_load_explicit(&purger_state, memory_order_relaxed) != 0;
+}
+
+void purger_fork_child(void)
+{
+    atomic_store(&purger_state, 0);
+}
