@@ -90,8 +90,11 @@ static void *malloc_generic(size_t n, size_t alignment)
     p = heap_malloc_large(h, n, alignment > MIN_BLOCK ? alignment : 0);
 out:
     heap_leave(h);
-    if (!p)
+    if (!p) {
+        if (crt_retry_after_new_handler(n))
+            return malloc_generic(n, alignment);
         errno = ENOMEM;
+    }
     return p;
 }
 

@@ -1,9 +1,224 @@
-/* crt.c — the Microsoft C runtime heap family (placeholder: _msize only, until issue 5) */
+/* crt.c — the Microsoft C runtime heap family: _msize, _expand, _recalloc, the
+ * _aligned_* functions, new mode and new handler, and the invalid-parameter protocol.
+ * Thin wrappers, each checking its arguments as the Universal CRT does. */
 #include "internal.h"
 #include "crtheap.h"
 #include <errno.h>
-__attribute__((visibility("default"))) size_t _msize(void *p)
+#include <stdlib.h>
+#include <string.h>
+
+#define API __attribute__((visibility("default")))
+
+static _Atomic(_invalid_parameter_handler) invalid_parameter_handler;
+static _Atomic(_PNH) new_handler;
+static _Atomic int new_mode;
+
+/* An invalid argument: the installed handler first, then errno; the caller returns its
+ * error value. */
+static void invalid_parameter(int err)
 {
-    if (!p) { errno = EINVAL; return (size_t)-1; }
-    return crt_requested_size(p, "_msize");
+    _invalid_parameter_handler handler = atomic_load(&invalid_parameter_handler);
+    if (handler)
+        handler(NULL, NULL, NULL, 0, 0);
+    errno = err;
+}
+
+API _invalid_parameter_handler _set_invalid_parameter_handler(_invalid_parameter_handler handler)
+{
+    return atomic_exchange(&invalid_parameter_handler, handler);
+}
+
+API _invalid_parameter_handler _get_invalid_parameter_handler(void)
+{
+    return atomic_load(&invalid_parameter_handler);
+}
+
+API int _set_new_mode(int mode)
+{
+    if (mode != 0 && mode != 1) {
+        invalid_parameter(EINVAL);
+        return -1;
+    }
+    return atomic_exchange(&new_mode, mode);
+}
+
+API int _query_new_mode(void) { return atomic_load(&new_mode); }
+API _PNH _set_new_handler(_PNH handler) { return atomic_exchange(&new_handler, handler); }
+API _PNH _query_new_handler(void) { return atomic_load(&new_handler); }
+
+API int _callnewh(size_t size)
+{
+    _PNH handler = atomic_load(&new_handler);
+    return handler ? handler(size) : 0;
+}
+
+/* A malloc-family call failed for `size`: in new mode 1, true when the new handler
+ * made room and the call should be retried. */
+bool crt_retry_after_new_handler(size_t size)
+{
+    return atomic_load_explicit(&new_mode, memory_order_relaxed) == 1 && _callnewh(size) != 0;
+}
+
+API size_t _msize(void *block)
+{
+    if (!block) {
+        invalid_parameter(EINVAL);
+        return (size_t)-1;
+    }
+    return crt_requested_size(block, "_msize");
+}
+
+API void *_expand(void *block, size_t size)
+{
+    if (!block) {
+        invalid_parameter(EINVAL);
+        return NULL;
+    }
+    if (size > _HEAP_MAXREQ) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = crt_realloc(block, size, "_expand", true);
+    if (!p)
+        errno = ENOMEM;
+    return p;
+}
+
+API void *_recalloc(void *block, size_t count, size_t size)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n) || n > _HEAP_MAXREQ) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t old = block ? crt_requested_size(block, "_recalloc") : 0;
+    void *p = realloc(block, n);
+    if (p && n > old)
+        memset((char *)p + old, 0, n - old);
+    return p;
+}
+
+/* ---- _aligned_*: a header before the aligned pointer leads back to the block ---- */
+
+typedef struct aligned_header {
+    void *block;          /* what malloc returned */
+    size_t requested;     /* what _aligned_msize reports */
+    uintptr_t check;      /* block ^ user pointer ^ secret: spots a foreign pointer */
+} aligned_header_t;
+
+static aligned_header_t *aligned_header_of(void *p)
+{
+    return (aligned_header_t *)(((uintptr_t)p - sizeof(aligned_header_t)) & ~(uintptr_t)7);
+}
+
+static aligned_header_t *aligned_checked_header(void *p, const char *call)
+{
+    aligned_header_t *hdr = aligned_header_of(p);
+    if (!segment_of(hdr) || hdr->check != ((uintptr_t)hdr->block ^ (uintptr_t)p ^ heap_secret))
+        fatal_pointer(call, p, "invalid pointer");
+    return hdr;
+}
+
+static bool aligned_arguments_ok(size_t size, size_t *alignment, size_t offset)
+{
+    if (*alignment == 0 || (*alignment & (*alignment - 1)) != 0 || (size > 0 && offset >= size)) {
+        invalid_parameter(EINVAL);
+        return false;
+    }
+    if (*alignment < sizeof(void *))
+        *alignment = sizeof(void *);
+    return true;
+}
+
+API void *_aligned_offset_malloc(size_t size, size_t alignment, size_t offset)
+{
+    if (!aligned_arguments_ok(size, &alignment, offset))
+        return NULL;
+    size_t extra = alignment + sizeof(aligned_header_t) + (offset & (alignment - 1)), total;
+    if (__builtin_add_overflow(size, extra, &total) || total > _HEAP_MAXREQ) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint8_t *block = malloc(total);
+    if (!block)
+        return NULL;
+    uintptr_t lowest = (uintptr_t)block + sizeof(aligned_header_t) + offset;
+    uint8_t *p = (uint8_t *)(((lowest + alignment - 1) & ~(uintptr_t)(alignment - 1)) - offset);
+    aligned_header_t *hdr = aligned_header_of(p);
+    hdr->block = block;
+    hdr->requested = size;
+    hdr->check = (uintptr_t)block ^ (uintptr_t)p ^ heap_secret;
+    return p;
+}
+
+API void *_aligned_malloc(size_t size, size_t alignment)
+{
+    return _aligned_offset_malloc(size, alignment, 0);
+}
+
+API void _aligned_free(void *p)
+{
+    if (!p)
+        return;
+    aligned_header_t *hdr = aligned_checked_header(p, "_aligned_free");
+    hdr->check = 0;   /* a second _aligned_free of p is caught */
+    crt_free(hdr->block, "_aligned_free");
+}
+
+API size_t _aligned_msize(void *p, size_t alignment, size_t offset)
+{
+    if (!p || !aligned_arguments_ok(0, &alignment, offset)) {
+        if (!p)
+            invalid_parameter(EINVAL);
+        return (size_t)-1;
+    }
+    return aligned_checked_header(p, "_aligned_msize")->requested;
+}
+
+/* Move to a new aligned block, keep the data, zero what grew when asked to. */
+static void *aligned_resize(void *p, size_t size, size_t alignment, size_t offset, bool zero_growth,
+                            const char *call)
+{
+    if (!aligned_arguments_ok(size, &alignment, offset))
+        return NULL;
+    size_t old = p ? aligned_checked_header(p, call)->requested : 0;
+    if (p && size == 0) {
+        _aligned_free(p);
+        return NULL;
+    }
+    uint8_t *q = _aligned_offset_malloc(size, alignment, offset);
+    if (!q)
+        return NULL;
+    if (p)
+        memcpy(q, p, old < size ? old : size);
+    if (zero_growth && size > old)
+        memset(q + old, 0, size - old);
+    if (p)
+        _aligned_free(p);
+    return q;
+}
+
+API void *_aligned_offset_realloc(void *p, size_t size, size_t alignment, size_t offset)
+{
+    return aligned_resize(p, size, alignment, offset, false, "_aligned_offset_realloc");
+}
+
+API void *_aligned_realloc(void *p, size_t size, size_t alignment)
+{
+    return aligned_resize(p, size, alignment, 0, false, "_aligned_realloc");
+}
+
+API void *_aligned_offset_recalloc(void *p, size_t count, size_t size, size_t alignment, size_t offset)
+{
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return aligned_resize(p, n, alignment, offset, true, "_aligned_offset_recalloc");
+}
+
+API void *_aligned_recalloc(void *p, size_t count, size_t size, size_t alignment)
+{
+    return _aligned_offset_recalloc(p, count, size, alignment, 0);
 }

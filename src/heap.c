@@ -181,7 +181,7 @@ void heap_drain_remote(heap_t *h)
 
 static page_t *heap_new_page(heap_t *h, unsigned bin)
 {
-    page_t *pg = segment_alloc_span(h, bin_page_slices(bin), 1);
+    page_t *pg = segment_alloc_span(h, bin_page_slices(bin), 0);
     if (!pg)
         return NULL;
     page_init(pg, bin);
@@ -235,7 +235,7 @@ void *heap_malloc_large(heap_t *h, size_t n, size_t alignment)
         return NULL;
     }
     size_t slices = (n + SLICE_SIZE - 1) / SLICE_SIZE;
-    size_t align_slices = alignment > SLICE_SIZE ? alignment / SLICE_SIZE : 1;
+    size_t align_slices = alignment > SLICE_SIZE ? alignment / SLICE_SIZE : alignment ? 1 : 0;
     page_t *pg = NULL;
     if (n <= LARGE_MAX && align_slices <= SEGMENT_SLICES / 4)
         pg = segment_alloc_span(h, slices, align_slices);
@@ -264,18 +264,23 @@ void heap_maintain(heap_t *h, bool force, uint64_t now)
         return;
     uint64_t older_than = force ? 0 : (now > (uint64_t)delay ? now - (uint64_t)delay : 1);
     uint64_t oldest_left = 0;
+    size_t released = 0;
     for (segment_t *seg = h->segments, *next; seg; seg = next) {
         next = seg->heap_next;
         if (seg->dirty_mask && (force || seg->dirty_since_ms <= older_than)) {
-            if (!segment_release_if_empty(seg))
-                segment_purge(seg, older_than);
+            size_t unmapped = segment_release_if_empty(seg);
+            released += unmapped ? unmapped : segment_purge(seg, older_than);
+            if (unmapped)
+                continue;
         }
         if (seg->dirty_mask && seg->kind != SEGMENT_DONATED &&
             (oldest_left == 0 || seg->dirty_since_ms < oldest_left))
             oldest_left = seg->dirty_since_ms;
     }
     atomic_store_explicit(&h->dirty_since_ms, oldest_left, memory_order_relaxed);
-    huge_cache_trim(force);
+    released += huge_cache_trim(force);
+    if (released)
+        stats_note_released(released);
 }
 
 /* ---- thread exit ---- */

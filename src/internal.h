@@ -173,6 +173,7 @@ static inline bool side_is_allocated(const page_t *pg, unsigned v)
 
 /* ---- registry (registry.c) ---- */
 extern uint64_t segment_bitmap[1u << (ADDRESS_BITS - SEGMENT_SHIFT - 6)] INTERNAL;
+#define DONATED_MAX 256
 extern _Atomic size_t donated_count INTERNAL;
 segment_t *donated_segment_of(const void *p) INTERNAL;
 void registry_add(segment_t *seg) INTERNAL;
@@ -286,6 +287,12 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only) INTER
 size_t crt_usable_size(const void *p, const char *call) INTERNAL;
 size_t crt_requested_size(const void *p, const char *call) INTERNAL;
 page_t *crt_checked_page(const void *p, const char *call, uint32_t *index) INTERNAL;
+
+/* ---- statistics (stats.c) ---- */
+void stats_note_released(size_t bytes) INTERNAL;
+
+/* ---- CRT layer (crt.c) ---- */
+bool crt_retry_after_new_handler(size_t size) INTERNAL;
 
 /* ---- options (options.c) ---- */
 extern long option_purge_delay_ms INTERNAL;

@@ -13,7 +13,6 @@ static segment_t *registry_head;
 
 /* Donated memory (_heapadd) is not 4 MiB aligned: its segments are found by a scan of
  * this append-only table, which only runs when the bitmap says "not ours". */
-#define DONATED_MAX 256
 static segment_t *donated[DONATED_MAX];
 _Atomic size_t donated_count;
 

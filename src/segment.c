@@ -123,14 +123,14 @@ static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
     return pg;
 }
 
-/* A run of `slices` free slices starting at a multiple of align_slices, from the heap's
- * segments or a new one. */
+/* A run of `slices` free slices from the heap's segments or a new one.  align_slices 0:
+ * anywhere; n >= 1: starting at a multiple of n slices of a 4 MiB-aligned segment. */
 page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices)
 {
     for (int round = 0; round < 2; round++) {
         for (segment_t *seg = h->segments; seg; seg = seg->heap_next) {
-            if (align_slices > 1 && seg->kind == SEGMENT_DONATED)
-                continue;   /* donated slices are not 64 KiB aligned */
+            if (align_slices && seg->kind == SEGMENT_DONATED)
+                continue;   /* donated slices are only OS-page aligned */
             uint64_t starts = runs_of(seg->free_mask, slices);   /* zeros shift in: runs end inside */
             if (align_slices > 1) {
                 uint64_t aligned = 0;

@@ -67,6 +67,7 @@ size_t heap_trim_all(bool everything)
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
         released += trim_heap(h);
     released += huge_cache_trim(true);
+    stats_note_released(released);
     return released;
 }
 

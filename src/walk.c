@@ -1,0 +1,320 @@
+/* walk.c — the heap seen whole: _heapwalk, _heapchk, _heapset, _heapadd.
+ *
+ * Entries, in registry (address) order, address order inside a segment: every block
+ * slot of a class page (used or free), a large or huge block, and each maximal run of
+ * free slices as one free entry.  The segment header is not an entry. */
+#include "internal.h"
+#include "crtheap.h"
+#include <errno.h>
+#include <string.h>
+
+#define API __attribute__((visibility("default")))
+
+typedef struct entry {
+    uint8_t *address;
+    size_t size;
+    int used;
+} entry_t;
+
+static bool segment_header_ok(const segment_t *seg)
+{
+    return seg->cookie == ((uintptr_t)seg ^ heap_secret) &&
+           (seg->kind == SEGMENT_NORMAL || seg->kind == SEGMENT_HUGE || seg->kind == SEGMENT_DONATED) &&
+           seg->slice_count >= 1 && seg->slice_count <= SEGMENT_SLICES && seg->first_slice < seg->slice_count;
+}
+
+static size_t segment_bytes(const segment_t *seg)
+{
+    return seg->kind == SEGMENT_NORMAL ? SEGMENT_SIZE : seg->map_size;
+}
+
+/* A head page descriptor whose geometry lies inside its segment (racy reads allowed). */
+static bool page_geometry_ok(const segment_t *seg, const page_t *pg)
+{
+    uintptr_t lo = (uintptr_t)seg->base, hi = lo + segment_bytes(seg);
+    uintptr_t start = (uintptr_t)pg->start, side = (uintptr_t)pg->side;
+    size_t bs = pg->block_size;
+    if (start < lo || start >= hi || bs == 0 || pg->capacity == 0)
+        return false;
+    if (pg->bin == BIN_LARGE)
+        return pg->capacity == 1 && bs <= hi - start && pg->side == &pg->large_side;
+    size_t width = pg->side_wide ? 2 : 1;
+    return pg->bin < BIN_COUNT && bs == bin_block_size(pg->bin) && side >= start + (size_t)pg->capacity * bs &&
+           side + (size_t)pg->capacity * width <= start + (size_t)pg->slice_count * SLICE_SIZE &&
+           side + (size_t)pg->capacity * width <= hi;
+}
+
+/* The entry that starts at slice `i` of seg, or false past the end. */
+static bool entry_at_slice(const segment_t *seg, size_t i, entry_t *e)
+{
+    for (; i < seg->slice_count; i++) {
+        const page_t *pg = &seg->pages[i];
+        if (seg->free_mask >> i & 1) {
+            size_t n = 1;
+            while (i + n < seg->slice_count && (seg->free_mask >> (i + n) & 1))
+                n++;
+            e->address = seg->base + i * SLICE_SIZE;
+            e->size = n * SLICE_SIZE;
+            if (seg->kind == SEGMENT_DONATED && (i + n) * SLICE_SIZE > seg->map_size)
+                e->size = seg->map_size - i * SLICE_SIZE;
+            if (seg->kind == SEGMENT_HUGE)
+                e->size = seg->map_size - i * SLICE_SIZE;
+            e->used = _FREEENTRY;
+            return true;
+        }
+        if (pg->slice_offset != 0 || pg->bin == 0 || !page_geometry_ok(seg, pg))
+            continue;
+        e->address = pg->start;
+        if (pg->bin == BIN_LARGE) {
+            e->used = pg->large_side != SIDE8_FREE;
+            e->size = e->used ? pg->large_requested : pg->block_size;
+        } else {
+            unsigned v = side_get(pg, 0);
+            e->used = side_is_allocated(pg, v) ? _USEDENTRY : _FREEENTRY;
+            e->size = e->used ? pg->block_size - (v - 1) : pg->block_size;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* The entry after the one at address p, which must be an entry of seg. */
+static int entry_after(const segment_t *seg, const uint8_t *p, entry_t *e)
+{
+    size_t i = (size_t)(p - seg->base) >> SLICE_SHIFT;
+    if (p < seg->base || p >= seg->base + segment_bytes(seg))
+        return _HEAPBADNODE;
+    if (i >= seg->slice_count)
+        i = seg->slice_count - 1u;
+    if (seg->free_mask >> i & 1) {   /* a free run: p must be its first slice */
+        if ((size_t)(p - seg->base) % SLICE_SIZE != 0 || (i > 0 && (seg->free_mask >> (i - 1) & 1)))
+            return _HEAPBADNODE;
+        while (i < seg->slice_count && (seg->free_mask >> i & 1))
+            i++;
+        return entry_at_slice(seg, i, e) ? _HEAPOK : _HEAPEND;
+    }
+    const page_t *pg = &seg->pages[i];
+    pg -= pg->slice_offset <= i ? pg->slice_offset : 0;
+    if (pg->bin == 0 || !page_geometry_ok(seg, pg))
+        return _HEAPBADNODE;
+    size_t off = (size_t)(p - pg->start), k = off / pg->block_size;
+    if (p < pg->start || off % pg->block_size != 0 || k >= pg->capacity)
+        return _HEAPBADNODE;
+    if (k + 1 < pg->capacity) {
+        const uint8_t *b = pg->start + (k + 1) * pg->block_size;
+        unsigned v = side_get(pg, (uint32_t)(k + 1));
+        e->address = (uint8_t *)b;
+        e->used = side_is_allocated(pg, v) ? _USEDENTRY : _FREEENTRY;
+        e->size = e->used ? pg->block_size - (v - 1) : pg->block_size;
+        return _HEAPOK;
+    }
+    size_t next_slice = (size_t)(pg - seg->pages) + (pg->slice_count ? pg->slice_count : 1);
+    return entry_at_slice(seg, next_slice, e) ? _HEAPOK : _HEAPEND;
+}
+
+static segment_t *registry_find(const void *p)
+{
+    for (segment_t *seg = registry_first(); seg; seg = seg->reg_next)
+        if ((const uint8_t *)p >= seg->base && (const uint8_t *)p < seg->base + segment_bytes(seg))
+            return seg;
+    return NULL;
+}
+
+API int _heapwalk(_HEAPINFO *info)
+{
+    if (!info) {
+        errno = EINVAL;
+        return _HEAPBADPTR;
+    }
+    entry_t e;
+    int result = _HEAPEND;
+    registry_lock();
+    segment_t *seg = registry_first();
+    if (!info->_pentry) {
+        if (!seg)
+            result = _HEAPEMPTY;
+        else if (!segment_header_ok(seg))
+            result = _HEAPBADBEGIN;
+    } else {
+        seg = registry_find(info->_pentry);
+        if (!seg || !segment_header_ok(seg)) {
+            result = _HEAPBADNODE;
+            seg = NULL;
+        } else {
+            result = entry_after(seg, (const uint8_t *)info->_pentry, &e);
+            if (result == _HEAPEND)
+                seg = seg->reg_next;
+            else
+                seg = NULL;
+        }
+    }
+    for (; seg; seg = seg->reg_next) {
+        if (!segment_header_ok(seg)) {
+            result = _HEAPBADNODE;
+            break;
+        }
+        if (entry_at_slice(seg, seg->first_slice, &e)) {
+            result = _HEAPOK;
+            break;
+        }
+    }
+    registry_unlock();
+    if (result == _HEAPOK) {
+        info->_pentry = (int *)(void *)e.address;
+        info->_size = e.size;
+        info->_useflag = e.used;
+    }
+    return result;
+}
+
+/* ---- _heapchk: every check a damaged heap can fail ---- */
+
+static int check_page(const segment_t *seg, page_t *pg)
+{
+    if (!page_geometry_ok(seg, pg))
+        return _HEAPBADNODE;
+    if (pg->bin == BIN_LARGE)
+        return pg->used <= 1 ? _HEAPOK : _HEAPBADNODE;
+    const unsigned free_value = side_free_value(pg);
+    uint32_t allocated = 0, listed = 0, remote = 0, unlisted = 0;
+    for (uint32_t i = 0; i < pg->capacity; i++) {
+        unsigned v = side_get(pg, i);
+        if (v == free_value)
+            listed++;
+        else if (v == SIDE_UNLISTED)
+            unlisted++;
+        else if (v == side_remote_value(pg))
+            remote++;
+        else if (pg->block_size - (v - 1) > pg->block_size || v - 1 >= pg->block_size)
+            return _HEAPBADNODE;   /* a requested size that cannot be */
+        else
+            allocated++;
+    }
+    if (allocated + remote != pg->used || unlisted != pg->unlisted)
+        return _HEAPBADNODE;
+    uint32_t count = 0;
+    for (block_t *b = pg->free; b; b = b->next) {
+        uintptr_t off = (uintptr_t)b - (uintptr_t)pg->start;
+        if ((uintptr_t)b < (uintptr_t)pg->start || off % pg->block_size != 0 ||
+            off / pg->block_size >= pg->capacity || ++count > listed ||
+            side_get(pg, (uint32_t)(off / pg->block_size)) != free_value)
+            return _HEAPBADNODE;   /* outside the page, mid-block, live, or a cycle */
+    }
+    return count == listed ? _HEAPOK : _HEAPBADNODE;
+}
+
+static int check_segment(segment_t *seg)
+{
+    if (!segment_header_ok(seg))
+        return _HEAPBADBEGIN;
+    for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
+        page_t *pg = &seg->pages[i];
+        bool is_free = seg->free_mask >> i & 1;
+        if (is_free != (pg->bin == 0 && pg->slice_offset == 0))
+            return _HEAPBADNODE;
+        if (is_free || pg->slice_offset != 0)
+            continue;
+        for (size_t k = 1; k < pg->slice_count; k++)
+            if (i + k >= seg->slice_count || seg->pages[i + k].slice_offset != k)
+                return _HEAPBADNODE;
+        int r = check_page(seg, pg);
+        if (r != _HEAPOK)
+            return r;
+    }
+    return _HEAPOK;
+}
+
+API int _heapchk(void)
+{
+    heap_t *first = heap_all_first();
+    if (!first)
+        return _HEAPEMPTY;
+    int result = _HEAPOK;
+    for (heap_t *h = first; h && result == _HEAPOK; h = h->all_next) {
+        heap_claim(h, true);
+        heap_drain_remote(h);
+        for (segment_t *seg = h->segments; seg && result == _HEAPOK; seg = seg->heap_next)
+            result = check_segment(seg);
+        heap_unclaim(h);
+    }
+    registry_lock();
+    for (segment_t *seg = registry_first(); seg && result == _HEAPOK; seg = seg->reg_next)
+        if (!segment_header_ok(seg))
+            result = _HEAPBADBEGIN;
+    registry_unlock();
+    return result;
+}
+
+/* ---- _heapset ---- */
+
+static void fill_page(page_t *pg, int fill)
+{
+    if (pg->bin == BIN_LARGE)
+        return;
+    const unsigned free_value = side_free_value(pg);
+    for (uint32_t i = 0; i < pg->capacity; i++) {
+        unsigned v = side_get(pg, i);
+        uint8_t *b = pg->start + (size_t)i * pg->block_size;
+        if (v == free_value)   /* the first word is the free-list link */
+            memset(b + sizeof(block_t), fill, pg->block_size - sizeof(block_t));
+        else if (v == SIDE_UNLISTED)
+            memset(b, fill, pg->block_size);
+    }
+}
+
+API int _heapset(unsigned int fill)
+{
+    int r = _heapchk();
+    if (r != _HEAPOK)
+        return r;
+    for (heap_t *h = heap_all_first(); h; h = h->all_next) {
+        heap_claim(h, true);
+        for (segment_t *seg = h->segments; seg; seg = seg->heap_next) {
+            for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
+                page_t *pg = &seg->pages[i];
+                if (pg->bin != 0 && pg->slice_offset == 0)
+                    fill_page(pg, (int)(fill & 0xFF));
+                else if ((seg->free_mask & seg->dirty_mask) >> i & 1)   /* resident free slice */
+                    memset(seg->base + i * SLICE_SIZE, (int)(fill & 0xFF),
+                           seg->kind == SEGMENT_DONATED && (i + 1) * SLICE_SIZE > seg->map_size
+                               ? seg->map_size - i * SLICE_SIZE : SLICE_SIZE);
+            }
+        }
+        heap_unclaim(h);
+    }
+    return _HEAPOK;
+}
+
+/* ---- _heapadd: donated memory becomes slices of the caller's heap ---- */
+
+API int _heapadd(void *memory, size_t size)
+{
+    if (!memory || size < OS_PAGE_SIZE) {
+        errno = EINVAL;
+        return -1;
+    }
+    uintptr_t start = ((uintptr_t)memory + OS_PAGE_SIZE - 1) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    uintptr_t end = ((uintptr_t)memory + size) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    if (end <= start || end - start < OS_PAGE_SIZE) {
+        errno = EINVAL;
+        return -1;
+    }
+    heap_t *h = heap_get_or_init();
+    if (!h) {
+        errno = ENOMEM;
+        return -1;
+    }
+    while (start < end) {
+        size_t chunk = end - start < SEGMENT_SIZE ? end - start : SEGMENT_SIZE;
+        segment_t *seg = meta_alloc(sizeof(segment_t));
+        if (!seg || atomic_load(&donated_count) >= DONATED_MAX) {
+            errno = ENOMEM;
+            return -1;
+        }
+        heap_enter(h);
+        segment_init_donated(seg, (uint8_t *)start, chunk, h);
+        heap_leave(h);
+        start += chunk;
+    }
+    return 0;
+}
