@@ -30,8 +30,17 @@ build/libcrtheap.so: build/libcrtheap.so.$(VERSION)
 build/libcrtheap.a: $(OBJS)
 	rm -f $@; ar rcs $@ $(OBJS)
 
-build/crtheap-demo: demo/demo.c build/libcrtheap.so
-	$(CC) -std=gnu11 -O2 -Wall -Wextra -Iinclude $< -o $@ -Lbuild -lcrtheap -Wl,-rpath,'$$ORIGIN' -lpthread
+# The demo is built against the system allocator and run twice: as it is, and with
+# crtheap preloaded, so both trims are shown on the same workload.
+build/crtheap-demo: demo/demo.c
+	@mkdir -p build
+	$(CC) -std=gnu11 -O2 -Wall -Wextra $(WERROR) -Iinclude $< -o $@ -lpthread -ldl
+
+.PHONY: demo
+demo: build/crtheap-demo build/libcrtheap.so
+	@build/crtheap-demo
+	@echo
+	@LD_PRELOAD=$(CURDIR)/build/libcrtheap.so build/crtheap-demo
 
 build/crtheap.pc: crtheap.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
