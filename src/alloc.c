@@ -15,7 +15,7 @@
 #define API __attribute__((visibility("default")))
 
 /* Pop a block of class `bin` and record `n` (>= 1) as its requested size. */
-static inline void *heap_alloc_bin(heap_t *h, unsigned bin, size_t n)
+static inline __attribute__((always_inline)) void *heap_alloc_bin(heap_t *h, unsigned bin, size_t n)
 {
     page_t *pg = h->queues[bin].first;
     block_t *b = pg->free;
@@ -27,17 +27,28 @@ static inline void *heap_alloc_bin(heap_t *h, unsigned bin, size_t n)
     }
     /* never follow a free list outside its page; never hand out a live block */
     uint32_t i = page_block_index(pg, b);
-    if (unlikely((uint8_t *)b < pg->start || (void *)b >= pg->side || side_get(pg, i) != side_free_value(pg)))
+    if (unlikely((uintptr_t)b - (uintptr_t)pg->start >= (uintptr_t)pg->side - (uintptr_t)pg->start))
         fatal_pointer("malloc", b, "corrupted free list");
+    unsigned requested_code = (unsigned)(pg->block_size - n + 1);
+    if (likely(!pg->side_wide)) {
+        uint8_t *side = (uint8_t *)pg->side + i;
+        if (unlikely(*side != SIDE8_FREE))
+            fatal_pointer("malloc", b, "corrupted free list");
+        *side = (uint8_t)requested_code;
+    } else {
+        uint16_t *side = (uint16_t *)pg->side + i;
+        if (unlikely(*side != SIDE16_FREE))
+            fatal_pointer("malloc", b, "corrupted free list");
+        *side = (uint16_t)requested_code;
+    }
     pg->free = b->next;
     pg->used++;
-    side_set(pg, i, (unsigned)(pg->block_size - n + 1));
     return b;
 }
 
 static void *malloc_generic(size_t n, size_t alignment);
 
-void *crt_malloc(size_t n)
+static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
 {
     heap_t *h = tls_heap;
     n += n == 0;
@@ -50,6 +61,8 @@ void *crt_malloc(size_t n)
     }
     return malloc_generic(n, 0);
 }
+
+void *crt_malloc(size_t n) { return malloc_fast(n); }
 
 /* Blocks of a class are aligned to the largest power of two dividing the block size
  * (pages start 64 KiB aligned), so small aligned requests pick a class that fits. */
@@ -127,28 +140,60 @@ page_t *crt_checked_page(const void *p, const char *call, uint32_t *index)
     return pg;
 }
 
-void crt_free(void *p, const char *call)
+/* Free of a block that is not the calling thread's (or fails the fast checks). */
+static __attribute__((noinline)) void free_generic(void *p, const char *call)
 {
-    if (!p)
-        return;
     uint32_t i;
     page_t *pg = crt_checked_page(p, call, &i);
     heap_t *h = tls_heap;
-    if (likely(h != NULL && atomic_load_explicit(&pg->heap, memory_order_relaxed) == h)) {
+    heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
+    if (h != NULL && owner == h) {
         heap_enter(h);
         side_set(pg, i, side_free_value(pg));
         heap_free_owned(h, pg, p);
         heap_leave(h);
-        return;
-    }
-    if (pg->bin == BIN_LARGE && atomic_load_explicit(&pg->heap, memory_order_relaxed) == NULL) {
+    } else if (pg->bin == BIN_LARGE && owner == NULL) {
         side_set(pg, i, side_free_value(pg));   /* huge: no owner, straight to cache/OS */
         segment_free_huge(segment_of(p));
-        return;
+    } else {
+        side_set(pg, i, side_remote_value(pg));
+        heap_free_remote(pg, p);
     }
-    side_set(pg, i, side_remote_value(pg));
-    heap_free_remote(pg, p);
 }
+
+static inline __attribute__((always_inline)) void free_fast(void *p, const char *call)
+{
+    if (unlikely(!p))
+        return;
+    uintptr_t a = (uintptr_t)p;
+    heap_t *h = tls_heap;
+    if (likely(a >> ADDRESS_BITS == 0 && segment_bit_test(a) && h != NULL)) {
+        segment_t *seg = (segment_t *)(a & ~SEGMENT_MASK);
+        page_t *pg = segment_page_of(seg, p);
+        uint32_t i = page_block_index(pg, p);
+        /* owner's page (so bin != 0), a block start, a live block with an 8-bit entry */
+        if (likely(atomic_load_explicit(&pg->heap, memory_order_relaxed) == h && !pg->side_wide &&
+                   i < pg->capacity && pg->start + (size_t)i * pg->block_size == (uint8_t *)p)) {
+            uint8_t *side = (uint8_t *)pg->side + i;
+            if (likely((uint8_t)(*side - 1) < SIDE8_REMOTE - 1)) {
+                heap_enter(h);
+                *side = SIDE8_FREE;
+                block_t *b = p;
+                b->next = pg->free;
+                pg->free = b;
+                /* the only page of its class stays when it empties: skip the call */
+                if (unlikely(--pg->used == 0 || pg->in_full) &&
+                    (pg->in_full || pg->next || pg->prev || pg->bin == BIN_LARGE))
+                    page_free_block_slow(h, pg);
+                heap_leave(h);
+                return;
+            }
+        }
+    }
+    free_generic(p, call);
+}
+
+void crt_free(void *p, const char *call) { free_fast(p, call); }
 
 size_t crt_usable_size(const void *p, const char *call)
 {
@@ -194,8 +239,8 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
 
 /* ---- the standard names ---- */
 
-API void *malloc(size_t n) { return crt_malloc(n); }
-API void free(void *p) { crt_free(p, "free"); }
+API void *malloc(size_t n) { return malloc_fast(n); }
+API void free(void *p) { free_fast(p, "free"); }
 
 API void *calloc(size_t count, size_t size)
 {
