@@ -69,7 +69,7 @@ void *crt_malloc(size_t n) { return malloc_fast(n); }
 static unsigned aligned_bin(size_t n, size_t alignment)
 {
     unsigned bin = bin_of(n < alignment ? alignment : n);
-    while (bin < BIN_COUNT && bin_block_size(bin) % alignment != 0)
+    while (bin < BIN_COUNT && (bin_block_size(bin) % alignment != 0 || !side_can_record(bin_block_size(bin), n)))
         bin++;
     return bin;
 }
@@ -101,6 +101,11 @@ static void *malloc_generic(size_t n, size_t alignment)
         }
     }
     p = heap_malloc_large(h, n, alignment > MIN_BLOCK ? alignment : 0);
+    if (!p) {   /* out of address space: give back what is cached, then try once more */
+        huge_cache_trim(true);
+        heap_maintain(h, true, os_now_ms());
+        p = heap_malloc_large(h, n, alignment > MIN_BLOCK ? alignment : 0);
+    }
 out:
     heap_leave(h);
     if (!p) {
@@ -171,20 +176,35 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
         segment_t *seg = (segment_t *)(a & ~SEGMENT_MASK);
         page_t *pg = segment_page_of(seg, p);
         uint32_t i = page_block_index(pg, p);
-        /* owner's page (so bin != 0), a block start, a live block with an 8-bit entry */
-        if (likely(atomic_load_explicit(&pg->heap, memory_order_relaxed) == h && !pg->side_wide &&
-                   i < pg->capacity && pg->start + (size_t)i * pg->block_size == (uint8_t *)p)) {
-            uint8_t *side = (uint8_t *)pg->side + i;
-            if (likely((uint8_t)(*side - 1) < SIDE8_REMOTE - 1)) {
+        /* owner's page (so bin != 0), a block start, a live block */
+        if (likely(atomic_load_explicit(&pg->heap, memory_order_relaxed) == h && i < pg->capacity &&
+                   pg->start + (size_t)i * pg->block_size == (uint8_t *)p)) {
+            bool live;
+            if (likely(!pg->side_wide)) {
+                uint8_t *side = (uint8_t *)pg->side + i;
+                live = (uint8_t)(*side - 1) < SIDE8_REMOTE - 1;
+            } else {
+                uint16_t *side = (uint16_t *)pg->side + i;
+                live = (uint16_t)(*side - 1) < SIDE16_REMOTE - 1;
+            }
+            if (likely(live)) {
                 heap_enter(h);
-                *side = SIDE8_FREE;
+                if (likely(!pg->side_wide))
+                    ((uint8_t *)pg->side)[i] = SIDE8_FREE;
+                else
+                    ((uint16_t *)pg->side)[i] = SIDE16_FREE;
                 block_t *b = p;
                 b->next = pg->free;
                 pg->free = b;
                 /* the only page of its class stays when it empties: skip the call */
                 if (unlikely(--pg->used == 0 || pg->in_full) &&
-                    (pg->in_full || pg->next || pg->prev || pg->bin == BIN_LARGE))
+                    (pg->in_full || pg->next || pg->prev || pg->bin == BIN_LARGE)) {
                     page_free_block_slow(h, pg);
+                    heap_leave(h);
+                    if (unlikely(!purger_running()))   /* memory came free: decay needs it */
+                        purger_start();
+                    return;
+                }
                 heap_leave(h);
                 return;
             }
@@ -220,7 +240,8 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
     size_t old = pg->bin == BIN_LARGE ? pg->large_requested : usable - (side_get(pg, i) - 1);
     n += n == 0;
     /* stay put when the block fits and is not more than twice too big */
-    if (n <= usable && (in_place_only || n > usable / 2 || usable <= MIN_BLOCK)) {
+    if (n <= usable && (in_place_only || n > usable / 2 || usable <= MIN_BLOCK) &&
+        (pg->bin == BIN_LARGE || side_can_record(usable, n))) {
         if (pg->bin == BIN_LARGE)
             pg->large_requested = n;
         else
@@ -254,7 +275,7 @@ API void *calloc(size_t count, size_t size)
         uint32_t i;
         page_t *pg = crt_checked_page(p, "calloc", &i);
         if (!(pg->bin == BIN_LARGE && pg->fresh))   /* fresh mappings are already zero */
-            memset(p, 0, n);
+            memset(p, 0, n ? n : 1);
         pg->fresh = 0;
     }
     return p;

@@ -15,7 +15,7 @@ static _Atomic int new_mode;
 
 /* An invalid argument: the installed handler first, then errno; the caller returns its
  * error value. */
-static void invalid_parameter(int err)
+void crt_invalid_parameter(int err)
 {
     _invalid_parameter_handler handler = atomic_load(&invalid_parameter_handler);
     if (handler)
@@ -36,7 +36,7 @@ API _invalid_parameter_handler _get_invalid_parameter_handler(void)
 API int _set_new_mode(int mode)
 {
     if (mode != 0 && mode != 1) {
-        invalid_parameter(EINVAL);
+        crt_invalid_parameter(EINVAL);
         return -1;
     }
     return atomic_exchange(&new_mode, mode);
@@ -62,7 +62,7 @@ bool crt_retry_after_new_handler(size_t size)
 API size_t _msize(void *block)
 {
     if (!block) {
-        invalid_parameter(EINVAL);
+        crt_invalid_parameter(EINVAL);
         return (size_t)-1;
     }
     return crt_requested_size(block, "_msize");
@@ -71,7 +71,7 @@ API size_t _msize(void *block)
 API void *_expand(void *block, size_t size)
 {
     if (!block) {
-        invalid_parameter(EINVAL);
+        crt_invalid_parameter(EINVAL);
         return NULL;
     }
     if (size > _HEAP_MAXREQ) {
@@ -93,8 +93,9 @@ API void *_recalloc(void *block, size_t count, size_t size)
     }
     size_t old = block ? crt_requested_size(block, "_recalloc") : 0;
     void *p = realloc(block, n);
-    if (p && n > old)
-        memset((char *)p + old, 0, n - old);
+    size_t now = p ? crt_requested_size(p, "_recalloc") : 0;   /* malloc(0) holds one byte */
+    if (now > old)
+        memset((char *)p + old, 0, now - old);
     return p;
 }
 
@@ -122,7 +123,7 @@ static aligned_header_t *aligned_checked_header(void *p, const char *call)
 static bool aligned_arguments_ok(size_t size, size_t *alignment, size_t offset)
 {
     if (*alignment == 0 || (*alignment & (*alignment - 1)) != 0 || (size > 0 && offset >= size)) {
-        invalid_parameter(EINVAL);
+        crt_invalid_parameter(EINVAL);
         return false;
     }
     if (*alignment < sizeof(void *))
@@ -169,7 +170,7 @@ API size_t _aligned_msize(void *p, size_t alignment, size_t offset)
 {
     if (!p || !aligned_arguments_ok(0, &alignment, offset)) {
         if (!p)
-            invalid_parameter(EINVAL);
+            crt_invalid_parameter(EINVAL);
         return (size_t)-1;
     }
     return aligned_checked_header(p, "_aligned_msize")->requested;

@@ -181,7 +181,7 @@ void heap_drain_remote(heap_t *h)
 
 static page_t *heap_new_page(heap_t *h, unsigned bin)
 {
-    page_t *pg = segment_alloc_span(h, bin_page_slices(bin), 0);
+    page_t *pg = segment_alloc_span(h, bin_page_slices(bin), 0, false);
     if (!pg)
         return NULL;
     page_init(pg, bin);
@@ -238,7 +238,7 @@ void *heap_malloc_large(heap_t *h, size_t n, size_t alignment)
     size_t align_slices = alignment > SLICE_SIZE ? alignment / SLICE_SIZE : alignment ? 1 : 0;
     page_t *pg = NULL;
     if (n <= LARGE_MAX && align_slices <= SEGMENT_SLICES / 4)
-        pg = segment_alloc_span(h, slices, align_slices);
+        pg = segment_alloc_span(h, slices, align_slices, true);
     if (!pg)
         pg = segment_alloc_huge(h, n, alignment);
     if (!pg)

@@ -55,7 +55,8 @@
 #define LARGE_MAX       (2 * 1024 * 1024) /* one block on a run of slices up to this */
 #define BIN_COUNT       49            /* bins 1..48 are classes; 0 is "no class" */
 #define BIN_LARGE       BIN_COUNT     /* a page holding one large or huge block */
-#define WIDE_SIDE_MIN   1025          /* classes above this need 16-bit side entries */
+#define WIDE_SIDE_MIN   129           /* from here on, 16-bit side entries: any slack of a
+                                         class <= 128 bytes fits in 8 bits */
 
 /* side-table values (uint8 classes; the 16-bit ones use 0xFFFF/0xFFFE) */
 #define SIDE_UNLISTED   0u
@@ -166,6 +167,11 @@ static inline void side_set(page_t *pg, uint32_t i, unsigned v)
 }
 static inline unsigned side_free_value(const page_t *pg)   { return pg->side_wide ? SIDE16_FREE : SIDE8_FREE; }
 static inline unsigned side_remote_value(const page_t *pg) { return pg->side_wide ? SIDE16_REMOTE : SIDE8_REMOTE; }
+/* Can a block of size bs record a requested size n (n <= bs)? */
+static inline bool side_can_record(size_t bs, size_t n)
+{
+    return bs - n + 1 < (bs >= WIDE_SIDE_MIN ? SIDE16_REMOTE : SIDE8_REMOTE);
+}
 static inline bool side_is_allocated(const page_t *pg, unsigned v)
 {
     return v != SIDE_UNLISTED && v < side_remote_value(pg);
@@ -177,6 +183,11 @@ extern uint64_t segment_bitmap[1u << (ADDRESS_BITS - SEGMENT_SHIFT - 6)] INTERNA
 extern _Atomic size_t donated_count INTERNAL;
 segment_t *donated_segment_of(const void *p) INTERNAL;
 void registry_add(segment_t *seg) INTERNAL;
+bool registry_has_room(void) INTERNAL;
+static inline bool segment_outside_slot(const segment_t *seg)
+{
+    return seg->kind == SEGMENT_DONATED || (seg->kind == SEGMENT_HUGE && seg->pages[1].start >= (uint8_t *)seg + SEGMENT_SIZE);
+}
 void registry_remove(segment_t *seg) INTERNAL;
 void registry_lock(void) INTERNAL;
 void registry_unlock(void) INTERNAL;
@@ -224,7 +235,7 @@ _Noreturn void fatal_pointer(const char *call, const void *p, const char *proble
 _Noreturn void fatal_message(const char *message) INTERNAL;
 
 /* ---- segments (segment.c) ---- */
-page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices) INTERNAL;
+page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool large) INTERNAL;
 void segment_free_span(page_t *pg) INTERNAL;
 page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment) INTERNAL;
 void segment_free_huge(segment_t *seg) INTERNAL;
@@ -293,6 +304,7 @@ void stats_note_released(size_t bytes) INTERNAL;
 
 /* ---- CRT layer (crt.c) ---- */
 bool crt_retry_after_new_handler(size_t size) INTERNAL;
+void crt_invalid_parameter(int err) INTERNAL;
 
 /* ---- options (options.c) ---- */
 extern long option_purge_delay_ms INTERNAL;

@@ -11,8 +11,9 @@ uint64_t segment_bitmap[1u << (ADDRESS_BITS - SEGMENT_SHIFT - 6)];
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static segment_t *registry_head;
 
-/* Donated memory (_heapadd) is not 4 MiB aligned: its segments are found by a scan of
- * this append-only table, which only runs when the bitmap says "not ours". */
+/* Segments whose blocks lie outside their header's 4 MiB slot — donated memory
+ * (_heapadd) and huge blocks aligned to 4 MiB or more — are found by a scan of this
+ * table, which only runs when the bitmap says "not ours". */
 static segment_t *donated[DONATED_MAX];
 _Atomic size_t donated_count;
 
@@ -58,21 +59,34 @@ void registry_add(segment_t *seg)
     if (*link)
         (*link)->reg_prev = seg;
     *link = seg;
-    if (seg->kind == SEGMENT_DONATED) {
+    if (segment_outside_slot(seg)) {
         size_t n = atomic_load_explicit(&donated_count, memory_order_relaxed);
         if (n < DONATED_MAX) {
             donated[n] = seg;
             atomic_store_explicit(&donated_count, n + 1, memory_order_release);
         }
-    } else {
-        bitmap_set((uintptr_t)seg, true);
     }
+    if (seg->kind != SEGMENT_DONATED)
+        bitmap_set((uintptr_t)seg, true);
+}
+
+bool registry_has_room(void)
+{
+    return atomic_load_explicit(&donated_count, memory_order_relaxed) < DONATED_MAX;
 }
 
 /* Caller holds the registry lock.  Donated segments are never removed. */
 void registry_remove(segment_t *seg)
 {
     bitmap_set((uintptr_t)seg, false);
+    size_t n = atomic_load_explicit(&donated_count, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++) {
+        if (donated[i] == seg) {
+            donated[i] = donated[n - 1];
+            atomic_store_explicit(&donated_count, n - 1, memory_order_release);
+            break;
+        }
+    }
     if (seg->reg_prev)
         seg->reg_prev->reg_next = seg->reg_next;
     else

@@ -125,7 +125,7 @@ static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
 
 /* A run of `slices` free slices from the heap's segments or a new one.  align_slices 0:
  * anywhere; n >= 1: starting at a multiple of n slices of a 4 MiB-aligned segment. */
-page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices)
+page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool large)
 {
     for (int round = 0; round < 2; round++) {
         for (segment_t *seg = h->segments; seg; seg = seg->heap_next) {
@@ -138,8 +138,12 @@ page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices)
                     aligned |= 1ull << i;
                 starts &= aligned;
             }
+            /* large blocks from the top, class pages from the bottom: a freed large
+             * block's slices are not at once reused by small pages (which keeps
+             * fragmentation down and a double free of it detectable) */
             if (starts)
-                return segment_take_slices(seg, (size_t)__builtin_ctzll(starts), slices);
+                return segment_take_slices(seg, large ? 63u - (size_t)__builtin_clzll(starts)
+                                                      : (size_t)__builtin_ctzll(starts), slices);
         }
         if (round == 0 && !segment_new(h))
             return NULL;
@@ -226,13 +230,14 @@ static void huge_page_init(segment_t *seg, size_t offset, size_t size)
     (void)size;
 }
 
-static segment_t *huge_cache_take(size_t map_size, size_t alignment)
+static segment_t *huge_cache_take(size_t map_size, size_t alignment, size_t offset)
 {
     segment_t *best = NULL, **best_link = NULL;
     pthread_mutex_lock(&huge_mutex);
     for (segment_t **link = &huge_cache; *link; link = &(*link)->heap_next) {
         segment_t *s = *link;
         if (s->map_size >= map_size && ((uintptr_t)s & (alignment - 1)) == 0 &&
+            s->pages[1].start == (uint8_t *)s + offset &&
             s->map_size - map_size <= map_size / 2 && (!best || s->map_size < best->map_size)) {
             best = s;
             best_link = link;
@@ -260,13 +265,18 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
     }
     map_size += offset;
     size_t seg_align = alignment > SEGMENT_SIZE ? alignment : SEGMENT_SIZE;
-    segment_t *seg = huge_cache_take(map_size, seg_align);
+    segment_t *seg = huge_cache_take(map_size, seg_align, offset);
     bool fresh = seg == NULL;
     if (!seg) {
+        if (offset >= SEGMENT_SIZE && !registry_has_room()) {
+            errno = ENOMEM;
+            return NULL;
+        }
         seg = os_map_aligned(map_size, seg_align);
         if (!seg)
             return NULL;
         segment_header_init(seg, (uint8_t *)seg, map_size, SEGMENT_HUGE, 2, 1);
+        huge_page_init(seg, offset, size);
         registry_lock();
         registry_add(seg);
         registry_unlock();

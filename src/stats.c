@@ -86,7 +86,6 @@ API struct mallinfo2 mallinfo2(void)
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof mi);
     mi.arena = st.mapped + st.donated;
-    mi.hblkhd = st.huge_cached;
     mi.uordblks = st.in_use;
     mi.fordblks = st.committed > st.in_use ? st.committed - st.in_use : 0;
     mi.ordblks = st.segments;

@@ -123,7 +123,7 @@ static segment_t *registry_find(const void *p)
 API int _heapwalk(_HEAPINFO *info)
 {
     if (!info) {
-        errno = EINVAL;
+        crt_invalid_parameter(EINVAL);
         return _HEAPBADPTR;
     }
     entry_t e;
@@ -203,6 +203,26 @@ static int check_page(const segment_t *seg, page_t *pg)
     return count == listed ? _HEAPOK : _HEAPBADNODE;
 }
 
+/* Blocks other threads freed into h: each a block start marked REMOTE.  Nodes are not
+ * changed until drained, which needs the claim we hold; pushes only change the head. */
+static int check_remote_list(heap_t *h)
+{
+    size_t count = 0;
+    for (block_t *b = atomic_load(&h->remote); b; b = b->next) {
+        segment_t *seg = segment_of(b);
+        if (!seg || !segment_header_ok(seg) || ++count > ((size_t)1 << 32))
+            return _HEAPBADNODE;
+        page_t *pg = segment_page_of(seg, b);
+        if (pg->bin == 0 || !page_geometry_ok(seg, pg))
+            return _HEAPBADNODE;
+        uintptr_t off = (uintptr_t)b - (uintptr_t)pg->start;
+        if ((uintptr_t)b < (uintptr_t)pg->start || off % pg->block_size != 0 || off / pg->block_size >= pg->capacity ||
+            side_get(pg, (uint32_t)(off / pg->block_size)) != side_remote_value(pg))
+            return _HEAPBADNODE;
+    }
+    return _HEAPOK;
+}
+
 static int check_segment(segment_t *seg)
 {
     if (!segment_header_ok(seg))
@@ -232,7 +252,7 @@ API int _heapchk(void)
     int result = _HEAPOK;
     for (heap_t *h = first; h && result == _HEAPOK; h = h->all_next) {
         heap_claim(h, true);
-        heap_drain_remote(h);
+        result = check_remote_list(h);
         for (segment_t *seg = h->segments; seg && result == _HEAPOK; seg = seg->heap_next)
             result = check_segment(seg);
         heap_unclaim(h);
@@ -290,7 +310,7 @@ API int _heapset(unsigned int fill)
 API int _heapadd(void *memory, size_t size)
 {
     if (!memory || size < OS_PAGE_SIZE) {
-        errno = EINVAL;
+        crt_invalid_parameter(EINVAL);
         return -1;
     }
     uintptr_t start = ((uintptr_t)memory + OS_PAGE_SIZE - 1) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
@@ -307,7 +327,7 @@ API int _heapadd(void *memory, size_t size)
     while (start < end) {
         size_t chunk = end - start < SEGMENT_SIZE ? end - start : SEGMENT_SIZE;
         segment_t *seg = meta_alloc(sizeof(segment_t));
-        if (!seg || atomic_load(&donated_count) >= DONATED_MAX) {
+        if (!seg || !registry_has_room()) {
             errno = ENOMEM;
             return -1;
         }

@@ -1,0 +1,73 @@
+# shellcheck shell=bash
+# allocators.sh — sourced by the bench scripts: which allocators to compare and where their
+# libraries are. Sets ALLOCATORS (names, crtheap first) and alloc_lib NAME (prints the
+# LD_PRELOAD value: empty for glibc; "missing" when the library is not there).
+# BENCH_ALLOCATORS="crtheap glibc" restricts the set.
+
+BENCH_ROOT=${BENCH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+ALLOCATORS=${BENCH_ALLOCATORS:-"crtheap mimalloc jemalloc tcmalloc glibc"}
+MULTIARCH_LIBDIR=/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+
+first_existing() {
+    for candidate in "$@"; do
+        if [ -e "$candidate" ]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    echo missing
+}
+
+alloc_lib() {
+    case "$1" in
+    crtheap) first_existing "$BENCH_ROOT/build/libcrtheap.so" ;;
+    mimalloc) first_existing "$MULTIARCH_LIBDIR/libmimalloc.so.2" "$MULTIARCH_LIBDIR/libmimalloc.so" ;;
+    jemalloc) first_existing "$MULTIARCH_LIBDIR/libjemalloc.so.2" "$MULTIARCH_LIBDIR/libjemalloc.so" ;;
+    tcmalloc) first_existing "$MULTIARCH_LIBDIR/libtcmalloc_minimal.so.4" \
+                             "$MULTIARCH_LIBDIR/libtcmalloc.so.4" ;;
+    glibc) echo "" ;;
+    *) echo missing ;;
+    esac
+}
+
+# Version strings for the report.
+alloc_version() {
+    case "$1" in
+    crtheap) sed -n 's/^VERSION *:= *//p' "$BENCH_ROOT/Makefile" ;;
+    mimalloc) dpkg-query -W -f '${Version}' libmimalloc-dev 2>/dev/null ;;
+    jemalloc) dpkg-query -W -f '${Version}' libjemalloc-dev 2>/dev/null ;;
+    tcmalloc) dpkg-query -W -f '${Version}' libgoogle-perftools-dev 2>/dev/null ;;
+    glibc) ldd --version 2>/dev/null | sed -n '1s/.* //p' ;;
+    esac
+}
+
+machine_description() {
+    echo "- CPUs: $(nproc) ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1))"
+    echo "- kernel: $(uname -sr); memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- compiler: $(${CC:-cc} --version | head -1)"
+    local name
+    for name in $ALLOCATORS; do
+        local lib
+        lib=$(alloc_lib "$name")
+        echo "- $name $(alloc_version "$name"): ${lib:-system malloc, no preload}"
+    done
+}
+
+# One colour per allocator, the same in every chart.
+alloc_color() {
+    case "$1" in
+    crtheap) echo "#d62728" ;;
+    mimalloc) echo "#9467bd" ;;
+    jemalloc) echo "#2ca02c" ;;
+    tcmalloc) echo "#1f77b4" ;;
+    glibc) echo "#ff7f0e" ;;
+    *) echo "#7f7f7f" ;;
+    esac
+}
+
+# The colours of the given allocators, space-separated, for gnuplot's word().
+alloc_colors() {
+    local name
+    for name in "$@"; do alloc_color "$name"; done | tr '\n' ' '
+}

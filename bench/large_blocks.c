@@ -1,0 +1,70 @@
+/* large_blocks — large allocations, 256 KiB to 32 MiB: calloc a block, check that it is
+ * zero, touch every page, keep a few alive, check and free. This is the path where an
+ * allocator maps, caches and unmaps memory; the kernel's page faulting is part of the cost. */
+#include "bench.h"
+
+enum { LIVE_BLOCKS = 4, BASE_BLOCKS = 60, PAGE = 4096 };
+#define MIN_SIZE ((size_t)256 * 1024)
+#define MAX_SIZE ((size_t)32 * 1024 * 1024)
+
+typedef struct worker {
+    int id;
+    uint64_t blocks;
+} worker;
+
+static void check_zero(const unsigned char *p, size_t size)
+{
+    /* one word per page and the whole last word: enough to see stale contents */
+    for (size_t off = 0; off + sizeof(uint64_t) <= size; off += PAGE) {
+        uint64_t word;
+        memcpy(&word, p + off, sizeof word);
+        if (word != 0)
+            bench_fail("large_blocks: calloc(%zu) block %p not zero at %zu", size, (void *)p, off);
+    }
+    if (p[size - 1] != 0)
+        bench_fail("large_blocks: calloc(%zu) block %p not zero at its end", size, (void *)p);
+}
+
+static void *large_blocks_worker(void *arg)
+{
+    worker *w = arg;
+    bench_rng rng = bench_rng_seeded((uint64_t)w->id + 31);
+    void *blocks[LIVE_BLOCKS] = { 0 };
+    size_t sizes[LIVE_BLOCKS] = { 0 };
+    uint64_t tags[LIVE_BLOCKS] = { 0 };
+    for (uint64_t i = 0; i < w->blocks; i++) {
+        size_t slot = (size_t)(i % LIVE_BLOCKS);
+        if (blocks[slot] != NULL) {
+            pattern_check(blocks[slot], sizes[slot], tags[slot], "large_blocks");
+            free(blocks[slot]);
+        }
+        /* log-uniform: as many 256-512 KiB blocks as 16-32 MiB ones */
+        sizes[slot] = bench_rng_log_range(&rng, MIN_SIZE, MAX_SIZE);
+        tags[slot] = i;
+        blocks[slot] = calloc(1, sizes[slot]);
+        if (blocks[slot] == NULL)
+            bench_fail("calloc(1, %zu) returned NULL", sizes[slot]);
+        check_zero(blocks[slot], sizes[slot]);
+        pattern_fill(blocks[slot], sizes[slot], tags[slot]);
+    }
+    for (size_t slot = 0; slot < LIVE_BLOCKS; slot++)
+        if (blocks[slot] != NULL) {
+            pattern_check(blocks[slot], sizes[slot], tags[slot], "large_blocks");
+            free(blocks[slot]);
+        }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    bench_args args = bench_parse_args(argc, argv, 1);
+    uint64_t total = bench_scaled(BASE_BLOCKS, args.scale);
+    worker *workers = bench_xmalloc(sizeof *workers * (size_t)args.threads);
+    for (int i = 0; i < args.threads; i++)
+        workers[i] = (worker){ i, total / (uint64_t)args.threads };
+    double start = bench_now();
+    bench_run_threads(args.threads, large_blocks_worker, workers, sizeof *workers);
+    bench_report(start);
+    free(workers);
+    return 0;
+}

@@ -1,0 +1,57 @@
+/* small_churn — single-thread churn of small blocks (8–128 B) over a working set.
+ * Each thread owns a working set of slots; every step frees a random slot's block (after
+ * checking it) and puts a new block of a random small size there. */
+#include "bench.h"
+
+enum { WORKING_SET = 20000, BASE_STEPS = 10000000 };
+
+typedef struct worker {
+    int id;
+    uint64_t steps;
+} worker;
+
+static void *small_churn_worker(void *arg)
+{
+    worker *w = arg;
+    bench_rng rng = bench_rng_seeded((uint64_t)w->id + 1);
+    void **blocks = bench_xmalloc(sizeof *blocks * WORKING_SET);
+    size_t *sizes = bench_xmalloc(sizeof *sizes * WORKING_SET);
+    uint64_t *tags = bench_xmalloc(sizeof *tags * WORKING_SET);
+    for (size_t i = 0; i < WORKING_SET; i++) {
+        sizes[i] = bench_rng_range(&rng, 8, 128);
+        tags[i] = i;
+        blocks[i] = bench_xmalloc(sizes[i]);
+        pattern_fill(blocks[i], sizes[i], tags[i]);
+    }
+    for (uint64_t step = 0; step < w->steps; step++) {
+        size_t slot = (size_t)(bench_rng_next(&rng) % WORKING_SET);
+        pattern_check(blocks[slot], sizes[slot], tags[slot], "small_churn");
+        free(blocks[slot]);
+        sizes[slot] = bench_rng_range(&rng, 8, 128);
+        tags[slot] = step + WORKING_SET;
+        blocks[slot] = bench_xmalloc(sizes[slot]);
+        pattern_fill(blocks[slot], sizes[slot], tags[slot]);
+    }
+    for (size_t i = 0; i < WORKING_SET; i++) {
+        pattern_check(blocks[i], sizes[i], tags[i], "small_churn");
+        free(blocks[i]);
+    }
+    free(blocks);
+    free(sizes);
+    free(tags);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    bench_args args = bench_parse_args(argc, argv, 1);
+    uint64_t total = bench_scaled(BASE_STEPS, args.scale);
+    worker *workers = bench_xmalloc(sizeof *workers * (size_t)args.threads);
+    for (int i = 0; i < args.threads; i++)
+        workers[i] = (worker){ i, total / (uint64_t)args.threads };
+    double start = bench_now();
+    bench_run_threads(args.threads, small_churn_worker, workers, sizeof *workers);
+    bench_report(start);
+    free(workers);
+    return 0;
+}

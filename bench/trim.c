@@ -1,0 +1,359 @@
+/* trim — how much memory an allocator's "give it back now" call returns (SPEC §3.1).
+ *
+ *   trim <workload>      workload: a b c d e (below); TRIM_HEAP_MIB sets the heap (300)
+ *
+ * Builds a heap of mixed sizes (mostly 16–512 B, some up to 1 MiB), frees most of it, then
+ * measures anonymous RSS (/proc/self/smaps_rollup) before and after the allocator's trim
+ * call, the bytes still live, and the call's time:
+ *   a  free the oldest 90%
+ *   b  free a random 90%
+ *   c  two threads allocate and free 90% — half of it each other's blocks — and stay alive
+ *      and idle while the main thread trims
+ *   d  as c, but the threads exit before the trim
+ *   e  large blocks (1–8 MiB), a random 90% freed
+ * The trim call is found at run time, so one binary serves every allocator under LD_PRELOAD:
+ * crtheap _heapmin, mimalloc mi_collect(true), jemalloc tcache flush + arena purge,
+ * tcmalloc MallocExtension_ReleaseFreeMemory, glibc malloc_trim(0).
+ * Every live block is checked after the trim. Output is one line of key=value pairs. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* ---- the allocator's trim call ---- */
+
+typedef struct trim_call {
+    const char *allocator;
+    const char *call;
+    void *function;
+} trim_call;
+
+typedef int (*heapmin_fn)(void);
+typedef void (*mi_collect_fn)(bool force);
+typedef int (*mallctl_fn)(const char *name, void *oldp, size_t *oldlenp, void *newp,
+                          size_t newlen);
+typedef void (*release_free_memory_fn)(void);
+typedef int (*malloc_trim_fn)(size_t pad);
+
+static trim_call find_trim_call(void)
+{
+    /* most specific first: glibc's malloc_trim is always there */
+    if (dlsym(RTLD_DEFAULT, "crtheap_trim") != NULL)
+        return (trim_call){ "crtheap", "_heapmin()", dlsym(RTLD_DEFAULT, "_heapmin") };
+    if (dlsym(RTLD_DEFAULT, "mi_collect") != NULL)
+        return (trim_call){ "mimalloc", "mi_collect(true)", dlsym(RTLD_DEFAULT, "mi_collect") };
+    if (dlsym(RTLD_DEFAULT, "mallctl") != NULL)
+        return (trim_call){ "jemalloc", "arena.4096.purge", dlsym(RTLD_DEFAULT, "mallctl") };
+    if (dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory") != NULL)
+        return (trim_call){ "tcmalloc", "ReleaseFreeMemory()",
+                            dlsym(RTLD_DEFAULT, "MallocExtension_ReleaseFreeMemory") };
+    return (trim_call){ "glibc", "malloc_trim(0)", dlsym(RTLD_DEFAULT, "malloc_trim") };
+}
+
+static void run_trim_call(const trim_call *t)
+{
+    if (t->function == NULL)
+        bench_fail("trim: %s has no %s", t->allocator, t->call);
+    if (strcmp(t->allocator, "crtheap") == 0) {
+        if (((heapmin_fn)t->function)() != 0)
+            bench_fail("trim: _heapmin failed");
+    } else if (strcmp(t->allocator, "mimalloc") == 0) {
+        ((mi_collect_fn)t->function)(true);
+    } else if (strcmp(t->allocator, "jemalloc") == 0) {
+        mallctl_fn mallctl = (mallctl_fn)t->function;
+        /* "arena.<MALLCTL_ARENAS_ALL>.purge": every arena, after this thread's cache */
+        if (mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) != 0 ||
+            mallctl("arena.4096.purge", NULL, NULL, NULL, 0) != 0)
+            bench_fail("trim: mallctl purge failed");
+    } else if (strcmp(t->allocator, "tcmalloc") == 0) {
+        ((release_free_memory_fn)t->function)();
+    } else {
+        ((malloc_trim_fn)t->function)(0);
+    }
+}
+
+/* ---- measurements ---- */
+
+/* Anonymous memory of the process in KiB. Read with plain syscalls: stdio would allocate. */
+static long anonymous_kib(void)
+{
+    char text[4096];
+    int fd = open("/proc/self/smaps_rollup", O_RDONLY);
+    if (fd < 0)
+        bench_fail("trim: cannot open /proc/self/smaps_rollup");
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        bench_fail("trim: cannot read /proc/self/smaps_rollup");
+    text[n] = '\0';
+    const char *field = strstr(text, "\nAnonymous:");
+    if (field == NULL)
+        bench_fail("trim: no Anonymous: line in smaps_rollup");
+    return strtol(field + strlen("\nAnonymous:"), NULL, 10);
+}
+
+/* ---- the heap: a table of blocks, kept outside the allocator (mmap) ---- */
+
+typedef struct block {
+    void *memory;  /* NULL once freed */
+    size_t size;
+} block;
+
+typedef struct heap_table {
+    block *blocks;
+    size_t count;     /* slots in use: [0, count) */
+    size_t used;      /* blocks allocated (two-thread tables leave a gap between halves) */
+    size_t capacity;
+} heap_table;
+
+static void *map_table(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        bench_fail("trim: mmap of %zu bytes for the block table failed", bytes);
+    return p;
+}
+
+enum { MIN_SMALL = 16, MAX_SMALL = 512 };
+#define KIB ((size_t)1024)
+#define MIB (KIB * 1024)
+
+static unsigned small_percent = 95;  /* TRIM_SMALL_PERCENT */
+
+/* small_percent of the blocks are 16–512 B, the rest spread evenly per octave from 513 B to
+ * 1 MiB (by default a few percent of the bytes are small blocks, as in the spec's figures);
+ * with large_only, 1–8 MiB. */
+static size_t heap_block_size(bench_rng *rng, bool large_only)
+{
+    if (large_only)
+        return bench_rng_range(rng, 1 * MIB, 8 * MIB);
+    if (bench_rng_next(rng) % 100 < small_percent)
+        return bench_rng_range(rng, MIN_SMALL, MAX_SMALL);
+    return bench_rng_log_range(rng, MAX_SMALL + 1, 1 * MIB);
+}
+
+/* Allocate blocks into table slots [first, first+count) until `bytes` are requested. */
+static size_t fill_heap(heap_table *t, size_t first, size_t max_count, size_t bytes,
+                        bool large_only, uint64_t seed)
+{
+    bench_rng rng = bench_rng_seeded(seed);
+    size_t total = 0, i = first;
+    while (total < bytes && i < first + max_count) {
+        size_t size = heap_block_size(&rng, large_only);
+        block *b = &t->blocks[i];
+        b->size = size;
+        b->memory = bench_xmalloc(size);
+        pattern_fill(b->memory, size, i);
+        total += size;
+        i++;
+    }
+    return i - first;
+}
+
+static void free_block(heap_table *t, size_t i)
+{
+    block *b = &t->blocks[i];
+    pattern_check(b->memory, b->size, i, "trim before free");
+    free(b->memory);
+    b->memory = NULL;
+}
+
+static size_t live_bytes_checked(const heap_table *t)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < t->count; i++)
+        if (t->blocks[i].memory != NULL) {
+            pattern_check(t->blocks[i].memory, t->blocks[i].size, i, "trim after trim");
+            live += t->blocks[i].size;
+        }
+    return live;
+}
+
+/* Which blocks die: a random 90%, the same for every allocator. */
+static bool chosen_to_free(size_t i)
+{
+    bench_rng rng = bench_rng_seeded(i * 2654435761u + 99);
+    return bench_rng_next(&rng) % 10 != 0;
+}
+
+/* ---- single-thread workloads a, b, e ---- */
+
+static void free_oldest(heap_table *t)
+{
+    size_t oldest = t->count - t->count / 10;
+    for (size_t i = 0; i < oldest; i++)
+        free_block(t, i);
+}
+
+static void free_random(heap_table *t)
+{
+    /* a random order, so neighbours die at different times */
+    size_t *order = map_table(sizeof *order * t->count);
+    for (size_t i = 0; i < t->count; i++)
+        order[i] = i;
+    bench_rng rng = bench_rng_seeded(5);
+    for (size_t i = t->count; i > 1; i--) {
+        size_t j = (size_t)(bench_rng_next(&rng) % i);
+        size_t tmp = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = tmp;
+    }
+    /* the newest block always survives, so a small heap still has live bytes */
+    for (size_t k = 0; k < t->count; k++)
+        if (chosen_to_free(order[k]) && order[k] != t->count - 1)
+            free_block(t, order[k]);
+    munmap(order, sizeof *order * t->count);
+}
+
+/* ---- two-thread workloads c, d ---- */
+
+typedef struct heap_thread {
+    heap_table *table;
+    int id;                       /* 0 or 1: owns slot range [id*half, id*half + count) */
+    size_t half;
+    size_t count;
+    size_t bytes;
+    bool stay_alive;
+    pthread_barrier_t *allocated;  /* both halves exist before anyone frees */
+    pthread_barrier_t *freed;      /* both threads done freeing: main may measure */
+} heap_thread;
+
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_over = PTHREAD_COND_INITIALIZER;
+static bool trim_done;
+
+static void *heap_thread_main(void *arg)
+{
+    heap_thread *h = arg;
+    size_t start = (size_t)h->id * h->half;
+    h->count = fill_heap(h->table, start, h->half, h->bytes, false, (uint64_t)h->id + 1);
+    pthread_barrier_wait(h->allocated);
+    /* of the blocks chosen to die, each thread frees the even ones of its own half and the
+     * odd ones of the other's: half of what it frees was allocated by the other thread */
+    heap_thread *other = h - h->id + (1 - h->id);
+    for (size_t i = start; i < start + h->count; i++)
+        if (chosen_to_free(i) && i % 2 == 0)
+            free_block(h->table, i);
+    size_t other_start = (size_t)other->id * h->half;
+    for (size_t i = other_start; i < other_start + other->count; i++)
+        if (chosen_to_free(i) && i % 2 == 1)
+            free_block(h->table, i);
+    pthread_barrier_wait(h->freed);
+    if (h->stay_alive) {
+        pthread_mutex_lock(&idle_lock);
+        while (!trim_done)
+            pthread_cond_wait(&idle_over, &idle_lock);
+        pthread_mutex_unlock(&idle_lock);
+    }
+    return NULL;
+}
+
+/* Returns after the frees; the threads are idle (stay_alive) or gone. */
+static void two_threads_build_and_free(heap_table *t, size_t bytes, bool stay_alive,
+                                       pthread_t ids[2], heap_thread threads[2],
+                                       pthread_barrier_t *allocated, pthread_barrier_t *freed)
+{
+    size_t half = t->capacity / 2;
+    pthread_barrier_init(allocated, NULL, 2);
+    pthread_barrier_init(freed, NULL, 3);
+    for (int i = 0; i < 2; i++) {
+        threads[i] = (heap_thread){ t, i, half, 0, bytes / 2, stay_alive, allocated, freed };
+        if (pthread_create(&ids[i], NULL, heap_thread_main, &threads[i]) != 0)
+            bench_fail("trim: pthread_create failed");
+    }
+    pthread_barrier_wait(freed);
+    if (!stay_alive)
+        for (int i = 0; i < 2; i++)
+            pthread_join(ids[i], NULL);
+    /* slots between the halves stay empty: mark them so the live scan skips them */
+    t->count = half + threads[1].count;
+    t->used = threads[0].count + threads[1].count;
+    for (size_t i = threads[0].count; i < half; i++)
+        t->blocks[i].memory = NULL;
+}
+
+/* ---- main ---- */
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strlen(argv[1]) != 1 || argv[1][0] < 'a' || argv[1][0] > 'e') {
+        fprintf(stderr, "usage: %s a|b|c|d|e   (TRIM_HEAP_MIB=300)\n", argv[0]);
+        return 2;
+    }
+    char workload = argv[1][0];
+    const char *heap_mib_env = getenv("TRIM_HEAP_MIB");
+    size_t heap_mib = heap_mib_env ? (size_t)atol(heap_mib_env) : 300;
+    if (heap_mib < 1)
+        heap_mib = 1;
+    size_t heap_bytes = heap_mib * MIB;
+
+    trim_call call = find_trim_call();
+    heap_table table = { 0 };
+    const char *small_env = getenv("TRIM_SMALL_PERCENT");
+    if (small_env != NULL)
+        small_percent = (unsigned)atoi(small_env) > 100 ? 100 : (unsigned)atoi(small_env);
+    /* the mean block is far above 512 B unless nearly all are small */
+    table.capacity = heap_bytes / (small_percent >= 99 ? 200 : 1024) + 4096;
+    table.blocks = map_table(sizeof *table.blocks * table.capacity);
+    free(bench_xmalloc(1));  /* let the allocator initialise before the baseline */
+    long anon_baseline = anonymous_kib();
+
+    pthread_t ids[2];
+    heap_thread threads[2];
+    pthread_barrier_t allocated, freed;
+    switch (workload) {
+    case 'a':
+        table.count = table.used = fill_heap(&table, 0, table.capacity, heap_bytes, false, 1);
+        free_oldest(&table);
+        break;
+    case 'b':
+        table.count = table.used = fill_heap(&table, 0, table.capacity, heap_bytes, false, 1);
+        free_random(&table);
+        break;
+    case 'c':
+    case 'd':
+        two_threads_build_and_free(&table, heap_bytes, workload == 'c', ids, threads,
+                                   &allocated, &freed);
+        break;
+    case 'e':
+        table.count = table.used = fill_heap(&table, 0, table.capacity, heap_bytes, true, 1);
+        free_random(&table);
+        break;
+    }
+
+    long anon_before = anonymous_kib();
+    double start = bench_now();
+    run_trim_call(&call);
+    double trim_s = bench_now() - start;
+    long anon_after = anonymous_kib();
+    size_t live = live_bytes_checked(&table);
+
+    if (workload == 'c') {
+        pthread_mutex_lock(&idle_lock);
+        trim_done = true;
+        pthread_cond_broadcast(&idle_over);
+        pthread_mutex_unlock(&idle_lock);
+        for (int i = 0; i < 2; i++)
+            pthread_join(ids[i], NULL);
+    }
+    if (workload == 'c' || workload == 'd') {
+        pthread_barrier_destroy(&allocated);
+        pthread_barrier_destroy(&freed);
+    }
+
+    /* heap = anonymous memory above the baseline (block table, libraries, stacks) */
+    double heap_after = (double)(anon_after - anon_baseline) * 1024.0;
+    double heap_before = (double)(anon_before - anon_baseline) * 1024.0;
+    printf("workload=%c allocator=%s call=%s heap_mib=%zu small_percent=%u blocks=%zu live_bytes=%zu "
+           "anon_baseline_kib=%ld anon_before_kib=%ld anon_after_kib=%ld trim_ms=%.3f "
+           "before_per_live=%.3f after_per_live=%.3f\n",
+           workload, call.allocator, call.call, heap_mib, small_percent, table.used, live, anon_baseline,
+           anon_before, anon_after, trim_s * 1e3, heap_before / (double)live,
+           heap_after / (double)live);
+    return 0;
+}

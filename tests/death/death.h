@@ -1,0 +1,33 @@
+/* death.h — shared by the one-misuse programs in tests/death/.
+ *
+ * Each program prints the pointer it is about to misuse on stdout (with %p, as the
+ * allocator's diagnostic does), then commits the misuse; test_death.c checks that the
+ * process dies by SIGABRT with the exact diagnostic naming that pointer. */
+#ifndef CRTHEAP_DEATH_H
+#define CRTHEAP_DEATH_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Hide where a pointer came from, so the compiler neither warns nor drops the misuse. */
+static inline void *launder(void *p)
+{
+    void *volatile v = p;
+    return v;
+}
+
+static inline void announce(const void *p)
+{
+    printf("%p\n", p);
+    fflush(stdout);
+}
+
+/* Reaching this means the allocator absorbed the misuse silently. */
+static inline int survived(void)
+{
+    fprintf(stderr, "misuse not detected\n");
+    return 0;
+}
+
+#endif

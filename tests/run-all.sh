@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# run-all.sh BIN_DIR [LIBCRTHEAP_SO] — run every test part and print the total.
+#
+# Parts: the Check suites in BIN_DIR (each test in its own process, CK_FORK=yes) and, when
+# the library is given, the real programs under LD_PRELOAD (tests/real-programs.sh).
+# The last line is "N passed, N failed"; the exit status is non-zero if anything failed.
+set -u
+bin=${1:?usage: run-all.sh BIN_DIR [LIBCRTHEAP_SO]}
+lib=${2:-}
+here=$(cd "$(dirname "$0")" && pwd)
+passed=0
+failed=0
+export CK_FORK=yes
+
+# Add a part's "N passed, N failed" to the total; a part that printed no tally counts as
+# one failure.
+tally() { # name pass fail
+    echo "== $1: $2 passed, $3 failed"
+    passed=$((passed + $2))
+    failed=$((failed + $3))
+}
+
+run_check() { # name program...
+    local name=$1 log
+    shift
+    log=$(mktemp)
+    "$@" 2>&1 | tee "$log"
+    # Check's summary: "91%: Checks: 34, Failures: 3, Errors: 0"
+    local line
+    line=$(grep -E '^[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" | tail -n 1)
+    rm -f "$log"
+    if [ -z "$line" ]; then
+        echo "$name: no Check summary (the runner itself crashed?)"
+        tally "$name" 0 1
+        return
+    fi
+    local checks fails errors
+    checks=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
+    fails=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
+    errors=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
+    tally "$name" $((checks - fails - errors)) $((fails + errors))
+}
+
+for part in test_api test_api_static test_threads test_crt test_trim test_death; do
+    [ -x "$bin/$part" ] || continue
+    echo "== $part"
+    run_check "$part" "$bin/$part"
+done
+
+if [ -n "$lib" ]; then
+    echo "== real programs under LD_PRELOAD=$lib"
+    log=$(mktemp)
+    "$here/real-programs.sh" "$lib" 2>&1 | tee "$log"
+    line=$(tail -n 1 "$log")
+    rm -f "$log"
+    if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+        tally real-programs "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+    else
+        tally real-programs 0 1
+    fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

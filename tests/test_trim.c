@@ -1,0 +1,481 @@
+/* test_trim.c — giving memory back (SPEC §2.2): _heapmin, malloc_trim, crtheap_trim and the
+ * time-based purge.  RSS is the Anonymous: line of /proc/self/smaps_rollup, as SPEC §3.1.
+ *
+ * Bounds are relative (to the live bytes and to the peak), never absolute times.  Each test
+ * runs in its own forked child (CK_FORK), so RSS left by one test does not count in another. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "crtheap.h"
+#include "common.h"
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+/* Anonymous resident bytes of this process, 0 if unknown. */
+static size_t anon_bytes(void)
+{
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    size_t kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Anonymous: %zu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb * KiB;
+}
+
+static void *scratch(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    ck_assert_ptr_ne(p, MAP_FAILED);
+    return p;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A set of blocks: pointers and sizes kept outside the heap (mmap), so they do not count. */
+typedef struct blockset {
+    unsigned char **p;
+    uint32_t *n;
+    size_t count, cap, bytes;
+} blockset_t;
+
+static void set_init(blockset_t *s, size_t cap)
+{
+    s->p = scratch(cap * sizeof *s->p);
+    s->n = scratch(cap * sizeof *s->n);
+    s->count = 0;
+    s->cap = cap;
+    s->bytes = 0;
+}
+
+/* Mostly small sizes (16..1024), some medium (up to 16 KiB), few up to 256 KiB. */
+static size_t mixed_size(uint64_t *rng)
+{
+    uint64_t r = rng_next(rng);
+    unsigned k = r % 100;
+    if (k < 90)
+        return 16 + (r >> 8) % 1009;
+    if ((r >> 40) % 100 >= 5)
+        return 1025 + (r >> 8) % (15 * 1024);
+    return 16 * KiB + (r >> 8) % (240 * KiB);
+}
+
+/* Allocate mixed blocks until `total` bytes; each is written in full (pattern). */
+static int set_fill(blockset_t *s, size_t total, uint64_t seed)
+{
+    uint64_t rng = seed | 1;
+    while (s->bytes < total && s->count < s->cap) {
+        size_t n = mixed_size(&rng);
+        unsigned char *p = malloc(n);
+        if (!p)
+            return -1;
+        fill_all(p, n, block_key(p, n));
+        s->p[s->count] = p;
+        s->n[s->count] = (uint32_t)n;
+        s->count++;
+        s->bytes += n;
+    }
+    return 0;
+}
+
+/* Check and free blocks [from, to); returns the number found corrupted. */
+static size_t set_free(blockset_t *s, size_t from, size_t to)
+{
+    size_t bad = 0;
+    for (size_t i = from; i < to; i++) {
+        if (!s->p[i])
+            continue;
+        if (check_all(s->p[i], s->n[i], block_key(s->p[i], s->n[i])) != s->n[i])
+            bad++;
+        free(s->p[i]);
+        s->p[i] = NULL;
+    }
+    return bad;
+}
+
+/* Bytes of the blocks still live in s. */
+static size_t set_live(const blockset_t *s)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < s->count; i++)
+        if (s->p[i])
+            live += s->n[i];
+    return live;
+}
+
+static size_t set_check(const blockset_t *s)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < s->count; i++)
+        if (s->p[i] && check_all(s->p[i], s->n[i], block_key(s->p[i], s->n[i])) != s->n[i])
+            bad++;
+    return bad;
+}
+
+#define SET_CAP (1u << 20)
+
+static void report(const char *what, size_t base, size_t peak, size_t after, size_t live)
+{
+    fprintf(stderr, "%s: baseline %zu MiB, peak %+zd MiB, after %+zd MiB, live %zu MiB (%.2fx live)\n", what,
+            base / MiB, (ssize_t)(peak - base) / (ssize_t)MiB, (ssize_t)(after - base) / (ssize_t)MiB, live / MiB,
+            live ? (double)(after > base ? after - base : 0) / (double)live : 0.0);
+}
+
+/* After a trim: RSS over the baseline within 3x live, and under a third of the peak's. */
+static void expect_trimmed(const char *what, size_t base, size_t peak, size_t after, size_t live)
+{
+    report(what, base, peak, after, live);
+    size_t grown = after > base ? after - base : 0, peak_grown = peak - base;
+    expect(grown <= 3 * live + 4 * MiB, "%s: RSS %zu MiB over baseline after trim, live %zu MiB (> 3x)", what,
+           grown / MiB, live / MiB);
+    expect(grown < peak_grown / 3, "%s: RSS %zu MiB over baseline after trim, peak was %zu MiB", what, grown / MiB,
+           peak_grown / MiB);
+}
+
+/* ------------------------------------------------------------------ _heapmin */
+
+START_TEST(t_heapmin_returns_zero)
+{
+    ck_assert_int_eq(_heapmin(), 0);
+    unsigned char *p = malloc(1000);
+    ck_assert_ptr_nonnull(p);
+    fill_all(p, 1000, 1);
+    ck_assert_int_eq(_heapmin(), 0);
+    ck_assert_uint_eq(check_all(p, 1000, 1), 1000);
+    free(p);
+    ck_assert_int_eq(_heapmin(), 0);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+}
+END_TEST
+
+START_TEST(t_heapmin_single_thread)
+{
+    crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, -1); /* only _heapmin gives back */
+    blockset_t s;
+    set_init(&s, SET_CAP);
+    size_t base = anon_bytes();
+    ck_assert_int_eq(set_fill(&s, 200 * MiB, 42), 0);
+    size_t peak = anon_bytes();
+    size_t n90 = s.count * 9 / 10;
+    ck_assert_uint_eq(set_free(&s, 0, n90), 0); /* the oldest 90% */
+    size_t live = set_live(&s);
+    ck_assert_int_eq(_heapmin(), 0);
+    size_t after = anon_bytes();
+    expect_trimmed("oldest 90%", base, peak, after, live);
+    ck_assert_uint_eq(set_check(&s), 0);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+    ck_assert_uint_eq(set_free(&s, n90, s.count), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ with threads */
+
+typedef struct worker {
+    blockset_t set;
+    pthread_barrier_t *barrier;
+    int exit_early;  /* free own share and exit instead of waiting */
+    size_t own_bad;
+} worker_t;
+
+/* Each worker: allocate 100 MiB, wait; main frees the oldest 45% cross-thread while the
+ * worker frees the next 45% itself; then either exit (exit_early) or wait on the barrier
+ * while main trims, and free the rest afterwards. */
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    set_fill(&w->set, 100 * MiB, (uint64_t)(uintptr_t)w);
+    size_t n45 = w->set.count * 45 / 100, n90 = w->set.count * 9 / 10;
+    pthread_barrier_wait(w->barrier); /* 1: filled */
+    w->own_bad += set_free(&w->set, n45, n90);
+    if (w->exit_early)
+        return NULL;
+    pthread_barrier_wait(w->barrier); /* 2: own share freed */
+    pthread_barrier_wait(w->barrier); /* 3: main trimmed and measured */
+    w->own_bad += set_free(&w->set, n90, w->set.count);
+    return NULL;
+}
+
+static void threads_case(int exit_early)
+{
+    crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, -1);
+    enum { T = 2 };
+    worker_t w[T];
+    pthread_t th[T];
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, T + 1);
+    for (int i = 0; i < T; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        set_init(&w[i].set, SET_CAP);
+        w[i].barrier = &bar;
+        w[i].exit_early = exit_early;
+    }
+    size_t base = anon_bytes();
+    for (int i = 0; i < T; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    pthread_barrier_wait(&bar); /* 1 */
+    size_t peak = anon_bytes();
+    size_t bad = 0;
+    for (int i = 0; i < T; i++)
+        bad += set_free(&w[i].set, 0, w[i].set.count * 45 / 100); /* cross-thread frees */
+    if (exit_early) {
+        for (int i = 0; i < T; i++)
+            pthread_join(th[i], NULL);
+    } else {
+        pthread_barrier_wait(&bar); /* 2 */
+    }
+    ck_assert_uint_eq(bad, 0);
+    size_t live = 0;
+    for (int i = 0; i < T; i++)
+        live += set_live(&w[i].set);
+    ck_assert_int_eq(_heapmin(), 0);
+    size_t after = anon_bytes();
+    expect_trimmed(exit_early ? "threads exited" : "idle live threads", base, peak, after, live);
+    for (int i = 0; i < T; i++)
+        ck_assert_uint_eq(set_check(&w[i].set), 0);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+    if (exit_early) {
+        for (int i = 0; i < T; i++)
+            ck_assert_uint_eq(set_free(&w[i].set, 0, w[i].set.count), 0);
+    } else {
+        pthread_barrier_wait(&bar); /* 3 */
+        for (int i = 0; i < T; i++)
+            pthread_join(th[i], NULL);
+    }
+    for (int i = 0; i < T; i++)
+        ck_assert_uint_eq(w[i].own_bad, 0);
+    pthread_barrier_destroy(&bar);
+}
+
+START_TEST(t_heapmin_idle_threads)
+{
+    threads_case(0);
+}
+END_TEST
+
+START_TEST(t_heapmin_exited_threads)
+{
+    threads_case(1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ huge blocks */
+
+START_TEST(t_heapmin_huge_unmapped)
+{
+    enum { N = 20 };
+    size_t sz = 8 * MiB;
+    unsigned char *p[N];
+    size_t base_rss = anon_bytes(), base_vm = vm_bytes();
+    for (int i = 0; i < N; i++) {
+        p[i] = malloc(sz);
+        ck_assert_ptr_nonnull(p[i]);
+        fill_sampled(p[i], sz, block_key(p[i], sz));
+        memset(p[i] + DENSE_BYTES, i, 4096); /* and a few whole pages */
+        for (size_t o = 0; o < sz; o += 4096)
+            p[i][o + 1] = (unsigned char)o;
+    }
+    size_t peak_rss = anon_bytes();
+    for (int i = 0; i < N; i++) {
+        expect(p[i][DENSE_BYTES + 10] == (unsigned char)i, "huge block %d corrupted", i);
+        for (size_t o = 4096 * 2; o < sz; o += 4096)
+            expect(p[i][o + 1] == (unsigned char)o, "huge block %d corrupted at %zu", i, o + 1);
+        free(p[i]);
+    }
+    ck_assert_int_eq(_heapmin(), 0);
+    size_t after_rss = anon_bytes(), after_vm = vm_bytes();
+    report("huge 20 x 8 MiB", base_rss, peak_rss, after_rss, 0);
+    fprintf(stderr, "huge: VmSize %+zd MiB after _heapmin\n", ((ssize_t)after_vm - (ssize_t)base_vm) / (ssize_t)MiB);
+    expect(peak_rss - base_rss >= 150 * MiB, "peak only %zu MiB above baseline", (peak_rss - base_rss) / MiB);
+    expect(after_rss < base_rss + 8 * MiB, "RSS still %zu MiB above baseline after _heapmin",
+           (after_rss - base_rss) / MiB);
+    expect(after_vm < base_vm + 16 * MiB, "address space still %zd MiB above baseline: huge blocks not unmapped",
+           ((ssize_t)after_vm - (ssize_t)base_vm) / (ssize_t)MiB);
+    crtheap_stats_t st;
+    ck_assert_int_eq(crtheap_get_stats(&st), 0);
+    ck_assert_uint_eq(st.huge_cached, 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ malloc_trim, crtheap_trim */
+
+START_TEST(t_malloc_trim_releases)
+{
+    crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, -1);
+    blockset_t s;
+    set_init(&s, SET_CAP);
+    size_t base = anon_bytes();
+    ck_assert_int_eq(set_fill(&s, 200 * MiB, 7), 0);
+    size_t peak = anon_bytes();
+    size_t n90 = s.count * 9 / 10;
+    ck_assert_uint_eq(set_free(&s, 0, n90), 0);
+    size_t live = set_live(&s);
+    ck_assert_int_eq(malloc_trim(0), 1);
+    size_t after = anon_bytes();
+    expect_trimmed("malloc_trim(0)", base, peak, after, live);
+    ck_assert_uint_eq(set_check(&s), 0);
+    ck_assert_uint_eq(set_free(&s, n90, s.count), 0);
+}
+END_TEST
+
+START_TEST(t_crtheap_trim_bytes)
+{
+    crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, -1);
+    blockset_t s;
+    set_init(&s, SET_CAP);
+    ck_assert_int_eq(set_fill(&s, 64 * MiB, 9), 0);
+    size_t n90 = s.count * 9 / 10;
+    ck_assert_uint_eq(set_free(&s, 0, n90), 0);
+    size_t first = crtheap_trim();
+    size_t second = crtheap_trim();
+    fprintf(stderr, "crtheap_trim: first %zu KiB, second %zu KiB\n", first / KiB, second / KiB);
+    expect(first >= 32 * MiB, "crtheap_trim() gave back only %zu bytes after freeing ~58 MiB", first);
+    expect(second < MiB, "second crtheap_trim() gave back %zu bytes", second);
+    ck_assert_uint_eq(set_check(&s), 0);
+    ck_assert_uint_eq(set_free(&s, n90, s.count), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ passive release */
+
+START_TEST(t_passive_purge)
+{
+    ck_assert_int_eq(crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, 50), 0);
+    ck_assert_int_eq(crtheap_option_get(CRTHEAP_OPTION_PURGE_DELAY_MS), 50);
+    blockset_t s;
+    set_init(&s, SET_CAP);
+    size_t base = anon_bytes();
+    ck_assert_int_eq(set_fill(&s, 100 * MiB, 11), 0);
+    size_t peak = anon_bytes();
+    ck_assert_uint_eq(set_free(&s, 0, s.count), 0);
+    size_t just_after = anon_bytes();
+    sleep_ms(1000); /* no allocator call meanwhile */
+    size_t after = anon_bytes();
+    fprintf(stderr, "passive purge: peak %+zd MiB, right after free %+zd MiB, 1 s later %+zd MiB\n",
+            ((ssize_t)peak - (ssize_t)base) / (ssize_t)MiB, ((ssize_t)just_after - (ssize_t)base) / (ssize_t)MiB,
+            ((ssize_t)after - (ssize_t)base) / (ssize_t)MiB);
+    size_t grown = after > base ? after - base : 0;
+    expect(grown < (peak - base) / 4, "1 s after freeing 100 MiB, RSS is still %zu MiB above baseline (peak %zu MiB)",
+           grown / MiB, (peak - base) / MiB);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ _heapmin racing */
+
+static atomic_int race_stop;
+static atomic_size_t race_bad;
+static atomic_size_t race_ops;
+
+static void *race_worker(void *arg)
+{
+    uint64_t rng = (uintptr_t)arg * 0x9e3779b97f4a7c15ull + 3;
+    enum { SLOTS = 4096 };
+    unsigned char **slot = calloc(SLOTS, sizeof *slot);
+    size_t *size = calloc(SLOTS, sizeof *size);
+    if (!slot || !size) {
+        atomic_fetch_add(&race_bad, 1);
+        return NULL;
+    }
+    size_t ops = 0;
+    while (!atomic_load_explicit(&race_stop, memory_order_relaxed)) {
+        size_t i = rng_next(&rng) % SLOTS;
+        if (slot[i]) {
+            if (check_all(slot[i], size[i], block_key(slot[i], size[i])) != size[i])
+                atomic_fetch_add(&race_bad, 1);
+            free(slot[i]);
+            slot[i] = NULL;
+        } else {
+            size[i] = mixed_size(&rng);
+            slot[i] = malloc(size[i]);
+            if (!slot[i]) {
+                atomic_fetch_add(&race_bad, 1);
+                continue;
+            }
+            fill_all(slot[i], size[i], block_key(slot[i], size[i]));
+        }
+        ops++;
+    }
+    for (size_t i = 0; i < SLOTS; i++)
+        if (slot[i]) {
+            if (check_all(slot[i], size[i], block_key(slot[i], size[i])) != size[i])
+                atomic_fetch_add(&race_bad, 1);
+            free(slot[i]);
+        }
+    free(slot);
+    free(size);
+    atomic_fetch_add(&race_ops, ops);
+    return NULL;
+}
+
+START_TEST(t_heapmin_race)
+{
+    enum { T = 4 };
+    pthread_t th[T];
+    atomic_store(&race_stop, 0);
+    for (uintptr_t i = 0; i < T; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, race_worker, (void *)(i + 1)), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t trims = 0;
+    int failures = 0;
+    do {
+        if (_heapmin() != 0)
+            failures++;
+        trims++;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+    } while ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) < 2000000000L);
+    atomic_store(&race_stop, 1);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    fprintf(stderr, "race: %zu _heapmin calls, %zu malloc/free ops\n", trims, (size_t)atomic_load(&race_ops));
+    ck_assert_int_eq(failures, 0);
+    ck_assert_uint_eq(atomic_load(&race_bad), 0);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+    ck_assert_int_eq(_heapmin(), 0);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+}
+END_TEST
+
+static Suite *trim_suite(void)
+{
+    Suite *s = suite_create("trim");
+    TCase *tc = tcase_create("trim");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, t_heapmin_returns_zero);
+    tcase_add_test(tc, t_heapmin_single_thread);
+    tcase_add_test(tc, t_heapmin_idle_threads);
+    tcase_add_test(tc, t_heapmin_exited_threads);
+    tcase_add_test(tc, t_heapmin_huge_unmapped);
+    tcase_add_test(tc, t_malloc_trim_releases);
+    tcase_add_test(tc, t_crtheap_trim_bytes);
+    tcase_add_test(tc, t_passive_purge);
+    tcase_add_test(tc, t_heapmin_race);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(trim_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
