@@ -12,7 +12,7 @@
 #include <time.h>
 
 #define API __attribute__((visibility("default")))
-#define TRIM_BATCH 8
+#define TRIM_BATCH 32
 
 static _Atomic int trim_errno;   /* last errno of a release the kernel refused */
 

@@ -379,6 +379,35 @@ START_TEST(t_thread_churn)
 }
 END_TEST
 
+/* Many threads alive at once: each fills its own row, then frees a neighbour's row. */
+enum { CROWD = 256, ROW = 200 };
+static unsigned char *crowd_rows[CROWD][ROW];
+static pthread_barrier_t crowd_barrier;
+
+static void *crowd_thread(void *arg)
+{
+    size_t me = (size_t)(uintptr_t)arg;
+    uint64_t rng = me + 1;
+    for (int i = 0; i < ROW; i++)
+        crowd_rows[me][i] = new_block(&rng);
+    pthread_barrier_wait(&crowd_barrier);
+    for (int i = 0; i < ROW; i++)
+        verify_free(crowd_rows[(me + 1) % CROWD][i], "free of a neighbour's block");
+    return NULL;
+}
+
+START_TEST(t_many_threads_alive)
+{
+    pthread_t tid[CROWD];
+    ck_assert_int_eq(pthread_barrier_init(&crowd_barrier, NULL, CROWD), 0);
+    for (size_t i = 0; i < CROWD; i++)
+        ck_assert_int_eq(pthread_create(&tid[i], NULL, crowd_thread, (void *)(uintptr_t)i), 0);
+    for (size_t i = 0; i < CROWD; i++)
+        pthread_join(tid[i], NULL);
+    pthread_barrier_destroy(&crowd_barrier);
+}
+END_TEST
+
 /* Producer/consumer: one thread allocates, another frees everything it is sent. */
 #define RING 1024
 static _Atomic(unsigned char *) ring_buf[RING];
@@ -421,6 +450,7 @@ int main(void)
     tcase_add_test(tc, t_stress);
     tcase_add_test(tc, t_fork_with_threads);
     tcase_add_test(tc, t_thread_churn);
+    tcase_add_test(tc, t_many_threads_alive);
     tcase_add_test(tc, t_producer_consumer);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
