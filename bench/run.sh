@@ -78,8 +78,9 @@ for run in $(seq 1 "$RUNS"); do
             fi
             log=$LOGS/$name.$alloc.$run.log
             report=$LOGS/$name.$alloc.$run.measure
+            rm -f "$report"
             "$BIN/measure" -p "$lib" -t "$TIMEOUT" -o "$report" -- \
-                "$BIN/$program" "$threads" "$SCALE" > "$log" 2>&1
+                "$BIN/$program" "$threads" "$SCALE" < /dev/null > "$log" 2>&1
             # wall_s=.. maxrss_kib=.. status=..
             read -r wall rss status < <(sed 's/[a-z_]*=//g' "$report" 2>/dev/null || echo "0 0 255")
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$alloc" "$run" "$wall" "$rss" "$status" >> "$RAW"

@@ -57,7 +57,9 @@ for run in $(seq 1 "$RUNS"); do
             fi
             log=$LOGS/trim-$w.$alloc.$run.log
             report=$LOGS/trim-$w.$alloc.$run.measure
-            "$BIN/measure" -p "$lib" -t "$TIMEOUT" -o "$report" -- "$BIN/trim" "$w" > "$log" 2>&1
+            rm -f "$report"
+            "$BIN/measure" -p "$lib" -t "$TIMEOUT" -o "$report" -- "$BIN/trim" "$w" \
+                < /dev/null > "$log" 2>&1
             status=$(sed -n 's/.*status=\([0-9]*\).*/\1/p' "$report" 2>/dev/null)
             status=${status:-255}
             result=$(grep '^workload=' "$log" | tail -1)
