@@ -109,7 +109,7 @@ static void *malloc_generic(size_t n, size_t alignment)
 out:
     heap_leave(h);
     if (!p) {
-        if (crt_retry_after_new_handler(n))
+        if (n <= _HEAP_MAXREQ && crt_retry_after_new_handler(n))
             return malloc_generic(n, alignment);
         errno = ENOMEM;
     }
