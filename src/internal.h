@@ -46,6 +46,7 @@
 #define SEGMENT_SIZE    ((size_t)1 << SEGMENT_SHIFT)
 #define SEGMENT_MASK    (SEGMENT_SIZE - 1)
 #define SEGMENT_SLICES  (SEGMENT_SIZE / SLICE_SIZE)     /* 64: one bit each in a uint64_t */
+#define HUGE_PAGE_SIZE  ((size_t)2 << 20)                 /* x86-64 transparent huge page */
 #define ADDRESS_BITS    47                               /* user space on x86-64 / arm64 */
 
 /* ---- size classes: 16-byte steps to 128, then four per doubling to 128 KiB ---- */
@@ -224,6 +225,7 @@ void *os_map(size_t size) INTERNAL;                        /* NULL + ENOMEM on f
 void *os_map_aligned(size_t size, size_t alignment) INTERNAL;
 int os_unmap(void *p, size_t size) INTERNAL;
 int os_release(void *p, size_t size) INTERNAL;           /* MADV_DONTNEED: RSS drops now */
+void os_advise_huge_pages(void *p, size_t size) INTERNAL;
 int os_membarrier(void) INTERNAL;                         /* all threads pass a full fence */
 uint64_t os_now_ms(void) INTERNAL;
 void *os_remap(void *old, size_t old_size, size_t new_size, void *fixed) INTERNAL;

@@ -64,6 +64,13 @@ int os_release(void *p, size_t size)
     return madvise(p, size, MADV_DONTNEED);
 }
 
+/* Ask for transparent huge pages on a range that will be touched whole (huge blocks):
+ * one fault per 2 MiB instead of 512.  Advice only: failure changes nothing. */
+void os_advise_huge_pages(void *p, size_t size)
+{
+    madvise(p, size, MADV_HUGEPAGE);
+}
+
 /* Grow or move a mapping; with `fixed` the pages move to that (already reserved) address. */
 void *os_remap(void *old, size_t old_size, size_t new_size, void *fixed)
 {

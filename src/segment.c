@@ -238,7 +238,7 @@ static segment_t *huge_cache_take(size_t map_size, size_t alignment, size_t offs
         segment_t *s = *link;
         if (s->map_size >= map_size && ((uintptr_t)s & (alignment - 1)) == 0 &&
             s->pages[1].start == (uint8_t *)s + offset &&
-            s->map_size - map_size <= map_size / 2 && (!best || s->map_size < best->map_size)) {
+            (!best || s->map_size < best->map_size)) {   /* the smallest that fits; its tail goes */
             best = s;
             best_link = link;
         }
@@ -285,6 +285,12 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
     seg->heap = h;
     huge_page_init(seg, offset, size);
     seg->pages[1].fresh = fresh;
+    /* transparent huge pages where the block fills whole 2 MiB ranges: one fault per
+     * 2 MiB instead of 512, and no resident bytes beyond what the block asked for */
+    uintptr_t lo = ((uintptr_t)seg + offset + HUGE_PAGE_SIZE - 1) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
+    uintptr_t hi = ((uintptr_t)seg + offset + size) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
+    if (fresh && hi > lo)
+        os_advise_huge_pages((void *)lo, hi - lo);
     return &seg->pages[1];
 }
 

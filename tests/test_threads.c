@@ -442,17 +442,22 @@ START_TEST(t_producer_consumer)
 }
 END_TEST
 
+static void add_case(Suite *s, const char *name, const TTest *test, int timeout_s)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, timeout_s); /* a deadlock fails its case, not the whole run */
+    tcase_add_test(tc, test);
+    suite_add_tcase(s, tc);
+}
+
 int main(void)
 {
     Suite *s = suite_create("threads");
-    TCase *tc = tcase_create("threads");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, t_stress);
-    tcase_add_test(tc, t_fork_with_threads);
-    tcase_add_test(tc, t_thread_churn);
-    tcase_add_test(tc, t_many_threads_alive);
-    tcase_add_test(tc, t_producer_consumer);
-    suite_add_tcase(s, tc);
+    add_case(s, "stress", t_stress, 60);
+    add_case(s, "fork", t_fork_with_threads, 120);
+    add_case(s, "churn", t_thread_churn, 60);
+    add_case(s, "crowd", t_many_threads_alive, 30);
+    add_case(s, "producer", t_producer_consumer, 30);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
