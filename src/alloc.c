@@ -82,8 +82,8 @@ static void *malloc_generic(size_t n, size_t alignment)
         errno = ENOMEM;
         return NULL;
     }
-    if (unlikely(huge_cache_bytes() != 0 && !purger_running()))
-        purger_start();
+    if (unlikely(n > MEDIUM_MAX && !purger_running()))
+        purger_start();   /* big blocks: decay will have work (never from free: see trim.c) */
     void *p = NULL;
     heap_enter(h);
     if (n <= MEDIUM_MAX && alignment <= SLICE_SIZE) {
@@ -200,10 +200,6 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
                 if (unlikely(--pg->used == 0 || pg->in_full) &&
                     (pg->in_full || pg->next || pg->prev || pg->bin == BIN_LARGE)) {
                     page_free_block_slow(h, pg);
-                    heap_leave(h);
-                    if (unlikely(!purger_running()))   /* memory came free: decay needs it */
-                        purger_start();
-                    return;
                 }
                 heap_leave(h);
                 return;

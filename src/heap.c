@@ -216,7 +216,8 @@ static page_t *heap_find_page(heap_t *h, unsigned bin)
  * make a page with a free block.  NULL (ENOMEM) when the OS has no memory left. */
 page_t *heap_refill(heap_t *h, unsigned bin)
 {
-    if (unlikely(atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed) && !purger_running())) {
+    if (unlikely(!purger_running() && (atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed) ||
+                                       registry_segment_count() >= PURGER_MIN_SEGMENTS))) {
         heap_leave(h);   /* nothing changed yet: creating a thread may allocate */
         purger_start();
         heap_enter(h);
@@ -264,6 +265,7 @@ void heap_maintain(heap_t *h, bool force, uint64_t now)
         return;
     uint64_t older_than = force ? 0 : (now > (uint64_t)delay ? now - (uint64_t)delay : 1);
     uint64_t oldest_left = 0;
+    page_retire_empty(h);   /* spare empty pages become dirty slices, purged in turn */
     size_t released = 0;
     for (segment_t *seg = h->segments, *next; seg; seg = next) {
         next = seg->heap_next;

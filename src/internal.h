@@ -185,6 +185,7 @@ extern _Atomic size_t donated_count INTERNAL;
 segment_t *donated_segment_of(const void *p) INTERNAL;
 void registry_add(segment_t *seg) INTERNAL;
 bool registry_has_room(void) INTERNAL;
+size_t registry_segment_count(void) INTERNAL;
 static inline bool segment_outside_slot(const segment_t *seg)
 {
     return seg->kind == SEGMENT_DONATED || (seg->kind == SEGMENT_HUGE && seg->pages[1].start >= (uint8_t *)seg + SEGMENT_SIZE);
@@ -314,6 +315,7 @@ extern long option_huge_cache_mb INTERNAL;
 void options_init(void) INTERNAL;
 
 /* ---- trim (trim.c) ---- */
+#define PURGER_MIN_SEGMENTS 2   /* smaller processes never start the purger thread */
 size_t heap_trim_all(bool everything) INTERNAL;
 void trim_note_error(int e) INTERNAL;
 void purger_start(void) INTERNAL;

@@ -127,11 +127,31 @@ void page_free_block_slow(heap_t *h, page_t *pg)
     }
     if (pg->used != 0)
         return;
-    /* keep the last page of a class: a malloc/free loop must not map and unmap it */
-    page_queue_t *q = &h->queues[pg->bin == BIN_LARGE ? 0 : pg->bin];
-    if (pg->bin != BIN_LARGE && q->first == pg && pg->next == NULL)
+    if (pg->bin == BIN_LARGE || pg->slice_count > 1) {   /* big pages: no spares */
+        page_retire(h, pg);
         return;
-    page_retire(h, pg);
+    }
+    /* An empty page stays as the class's head or as one spare right behind it, so a
+     * malloc/free or producer/consumer cycle reuses it instead of carving a new page;
+     * other empty pages go back to the segment.  Decay retires the spares later. */
+    page_queue_t *q = &h->queues[pg->bin];
+    if (q->first == pg)
+        return;
+    page_t *spare = q->first->next;
+    if (spare == pg)
+        return;
+    if (spare && spare->used == 0) {
+        page_retire(h, pg);
+        return;
+    }
+    page_queue_remove(q, pg);
+    pg->prev = q->first;
+    pg->next = q->first->next;
+    if (pg->next)
+        pg->next->prev = pg;
+    else
+        q->last = pg;
+    q->first->next = pg;
 }
 
 /* Retire every empty page of the heap, the last of each class included. */

@@ -10,6 +10,9 @@ uint64_t segment_bitmap[1u << (ADDRESS_BITS - SEGMENT_SHIFT - 6)];
 
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static segment_t *registry_head;
+static _Atomic size_t segment_count;
+
+size_t registry_segment_count(void) { return atomic_load_explicit(&segment_count, memory_order_relaxed); }
 
 /* Segments whose blocks lie outside their header's 4 MiB slot — donated memory
  * (_heapadd) and huge blocks aligned to 4 MiB or more — are found by a scan of this
@@ -54,6 +57,7 @@ void registry_add(segment_t *seg)
         prev = *link;
         link = &(*link)->reg_next;
     }
+    atomic_fetch_add_explicit(&segment_count, 1, memory_order_relaxed);
     seg->reg_next = *link;
     seg->reg_prev = prev;
     if (*link)
@@ -78,6 +82,7 @@ bool registry_has_room(void)
 /* Caller holds the registry lock.  Donated segments are never removed. */
 void registry_remove(segment_t *seg)
 {
+    atomic_fetch_sub_explicit(&segment_count, 1, memory_order_relaxed);
     bitmap_set((uintptr_t)seg, false);
     size_t n = atomic_load_explicit(&donated_count, memory_order_relaxed);
     for (size_t i = 0; i < n; i++) {

@@ -150,7 +150,9 @@ static void *purger_main(void *arg)
     return NULL;
 }
 
-/* Called on an allocation slow path while the caller's heap is not entered. */
+/* Called on an allocation slow path while the caller's heap is not entered — never from
+ * free(): glibc frees a joined thread's TLS while holding the stack-cache lock that
+ * pthread_create needs. */
 void purger_start(void)
 {
     int expected = 0;

@@ -129,12 +129,12 @@ sqlite3_session() {
 # using the standard containers; the objects must be identical, the program's output too.
 gcc_session() {
     local out=$PWD cflags
-    cflags="-O2 -g -Iinclude -Itests $(pkg-config --cflags check)"
+    read -ra cflags <<<"-O2 -g -Iinclude -Itests $(pkg-config --cflags check)"
     cd "$root" || return 1 # one working directory for both runs: it is in the debug info
     set -e
-    gcc $cflags -c tests/test_api.c -o "$out/api.o"
-    gcc $cflags -c tests/test_threads.c -o "$out/threads.o"
-    gcc -O2 -c tests/test_death.c $cflags -o "$out/death.o"
+    gcc "${cflags[@]}" -c tests/test_api.c -o "$out/api.o"
+    gcc "${cflags[@]}" -c tests/test_threads.c -o "$out/threads.o"
+    gcc "${cflags[@]}" -g0 -c tests/test_death.c -o "$out/death.o"
     cat >"$out/prog.cc" <<'EOF'
 #include <cstdio>
 #include <map>
