@@ -14,17 +14,9 @@
 
 #define API __attribute__((visibility("default")))
 
-/* Pop a block of class `bin` and record `n` (>= 1) as its requested size. */
-static inline __attribute__((always_inline)) void *heap_alloc_bin(heap_t *h, unsigned bin, size_t n)
+/* Take the first free block of `pg` for a request of n (>= 1) bytes. */
+static inline __attribute__((always_inline)) void *page_pop(page_t *pg, block_t *b, size_t n)
 {
-    page_t *pg = h->queues[bin].first;
-    block_t *b = pg->free;
-    if (unlikely(!b)) {
-        pg = heap_refill(h, bin);
-        if (unlikely(!pg))
-            return NULL;
-        b = pg->free;
-    }
     /* never follow a free list outside its page; never hand out a live block */
     uint32_t i = page_block_index(pg, b);
     if (unlikely((uintptr_t)b - (uintptr_t)pg->start >= (uintptr_t)pg->side - (uintptr_t)pg->start))
@@ -46,18 +38,47 @@ static inline __attribute__((always_inline)) void *heap_alloc_bin(heap_t *h, uns
     return b;
 }
 
+/* A block of class `bin` (heap entered by the caller). */
+static inline __attribute__((always_inline)) void *heap_alloc_bin(heap_t *h, unsigned bin, size_t n)
+{
+    page_t *pg = h->queues[bin].first;
+    block_t *b = pg->free;
+    if (unlikely(!b)) {
+        pg = heap_refill(h, bin);
+        if (unlikely(!pg))
+            return NULL;
+        b = pg->free;
+    }
+    return page_pop(pg, b, n);
+}
+
 static void *malloc_generic(size_t n, size_t alignment);
+
+/* The class ran dry (or the heap is claimed): everything else, then leave the heap. */
+static __attribute__((noinline)) void *malloc_refill_and_leave(heap_t *h, unsigned bin, size_t n)
+{
+    if (atomic_load_explicit(&h->claim, memory_order_relaxed))
+        heap_wait_unclaimed(h);
+    void *p = heap_alloc_bin(h, bin, n);
+    heap_leave(h);
+    return p ? p : malloc_generic(n, 0);
+}
 
 static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
 {
     heap_t *h = tls_heap;
     n += n == 0;
     if (likely(h != NULL && n <= MEDIUM_MAX)) {
-        heap_enter(h);
-        void *p = heap_alloc_bin(h, bin_of(n), n);
+        unsigned bin = bin_of(n);
+        atomic_store_explicit(&h->busy, 1, memory_order_relaxed);   /* heap_enter, inlined */
+        compiler_barrier();
+        page_t *pg = h->queues[bin].first;
+        block_t *b = pg->free;
+        if (unlikely(b == NULL || atomic_load_explicit(&h->claim, memory_order_relaxed)))
+            return malloc_refill_and_leave(h, bin, n);
+        void *p = page_pop(pg, b, n);
         heap_leave(h);
-        if (likely(p != NULL))
-            return p;
+        return p;
     }
     return malloc_generic(n, 0);
 }
@@ -166,47 +187,58 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call)
     }
 }
 
+/* The page emptied or left the full state: its queue changes, then leave the heap. */
+static __attribute__((noinline)) void free_page_slow_and_leave(heap_t *h, page_t *pg)
+{
+    page_free_block_slow(h, pg);
+    heap_leave(h);
+}
+
+/* The heap was claimed under us: step back out and take the general path. */
+static __attribute__((noinline)) void free_claimed(heap_t *h, void *p, const char *call)
+{
+    heap_leave(h);
+    free_generic(p, call);
+}
+
 static inline __attribute__((always_inline)) void free_fast(void *p, const char *call)
 {
-    if (unlikely(!p))
-        return;
     uintptr_t a = (uintptr_t)p;
     heap_t *h = tls_heap;
-    if (likely(a >> ADDRESS_BITS == 0 && segment_bit_test(a) && h != NULL)) {
-        segment_t *seg = (segment_t *)(a & ~SEGMENT_MASK);
-        page_t *pg = segment_page_of(seg, p);
-        uint32_t i = page_block_index(pg, p);
-        /* owner's page (so bin != 0), a block start, a live block */
-        if (likely(atomic_load_explicit(&pg->heap, memory_order_relaxed) == h && i < pg->capacity &&
-                   pg->start + (size_t)i * pg->block_size == (uint8_t *)p)) {
-            bool live;
-            if (likely(!pg->side_wide)) {
-                uint8_t *side = (uint8_t *)pg->side + i;
-                live = (uint8_t)(*side - 1) < SIDE8_REMOTE - 1;
-            } else {
-                uint16_t *side = (uint16_t *)pg->side + i;
-                live = (uint16_t)(*side - 1) < SIDE16_REMOTE - 1;
-            }
-            if (likely(live)) {
-                heap_enter(h);
-                if (likely(!pg->side_wide))
-                    ((uint8_t *)pg->side)[i] = SIDE8_FREE;
-                else
-                    ((uint16_t *)pg->side)[i] = SIDE16_FREE;
-                block_t *b = p;
-                b->next = pg->free;
-                pg->free = b;
-                /* the only page of its class stays when it empties: skip the call */
-                if (unlikely(--pg->used == 0 || pg->in_full) &&
-                    (pg->in_full || pg->next || pg->prev || pg->bin == BIN_LARGE)) {
-                    page_free_block_slow(h, pg);
-                }
-                heap_leave(h);
-                return;
-            }
-        }
+    if (unlikely(a >> ADDRESS_BITS != 0 || !segment_bit_test(a) || h == NULL)) {
+        if (p)
+            free_generic(p, call);
+        return;
     }
-    free_generic(p, call);
+    segment_t *seg = (segment_t *)(a & ~SEGMENT_MASK);
+    page_t *pg = &seg->pages[(a & SEGMENT_MASK) >> SLICE_SHIFT];   /* base == seg here */
+    pg -= pg->slice_offset;
+    uint32_t i = page_block_index(pg, p);
+    /* owner's page (so bin != 0), a block start, a live block */
+    if (unlikely(atomic_load_explicit(&pg->heap, memory_order_relaxed) != h || i >= pg->capacity ||
+                 pg->start + (size_t)i * pg->block_size != (uint8_t *)p))
+        return free_generic(p, call);
+    uint8_t *side8 = (uint8_t *)pg->side + i;
+    uint16_t *side16 = (uint16_t *)pg->side + i;
+    bool wide = pg->side_wide;
+    if (unlikely(wide ? (uint16_t)(*side16 - 1) >= SIDE16_REMOTE - 1 : (uint8_t)(*side8 - 1) >= SIDE8_REMOTE - 1))
+        return free_generic(p, call);   /* reports the double free */
+    atomic_store_explicit(&h->busy, 1, memory_order_relaxed);   /* heap_enter, inlined */
+    compiler_barrier();
+    if (unlikely(atomic_load_explicit(&h->claim, memory_order_relaxed)))
+        return free_claimed(h, p, call);
+    if (likely(!wide))
+        *side8 = SIDE8_FREE;
+    else
+        *side16 = SIDE16_FREE;
+    block_t *b = p;
+    b->next = pg->free;
+    pg->free = b;
+    /* the only page of its class stays when it empties: skip the call */
+    if (unlikely(--pg->used == 0 || pg->in_full) &&
+        (pg->in_full || pg->next || pg->prev || pg->bin == BIN_LARGE))
+        return free_page_slow_and_leave(h, pg);
+    heap_leave(h);
 }
 
 void crt_free(void *p, const char *call) { free_fast(p, call); }

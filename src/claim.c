@@ -18,7 +18,36 @@ static void pause_briefly(unsigned spins)
         sched_yield();
 }
 
+/* One claimer at a time (_heapmin, _heapchk, _heapset, the purger); fork's prepare
+ * handler takes this lock so that no claimer is half-way through a heap, the forking
+ * thread's own included, when the child is made. */
+static pthread_mutex_t claimers = PTHREAD_MUTEX_INITIALIZER;
+
+void claim_fork_prepare(void) { pthread_mutex_lock(&claimers); }
+void claim_fork_parent(void)  { pthread_mutex_unlock(&claimers); }
+void claim_fork_child(void)   { pthread_mutex_init(&claimers, NULL); }
+
 bool heap_claim(heap_t *h, bool wait)
+{
+    if (wait)
+        pthread_mutex_lock(&claimers);
+    else if (pthread_mutex_trylock(&claimers) != 0)
+        return false;
+    if (!heap_claim_locked(h, wait)) {
+        pthread_mutex_unlock(&claimers);
+        return false;
+    }
+    return true;
+}
+
+void heap_unclaim(heap_t *h)
+{
+    heap_unclaim_locked(h);
+    pthread_mutex_unlock(&claimers);
+}
+
+/* The claim itself; the caller holds `claimers` (or is fork's prepare handler). */
+bool heap_claim_locked(heap_t *h, bool wait)
 {
     unsigned spins = 0;
     for (int expected = 0; !atomic_compare_exchange_weak(&h->claim, &expected, 1); expected = 0) {
@@ -29,7 +58,7 @@ bool heap_claim(heap_t *h, bool wait)
     os_membarrier();
     for (spins = 0; atomic_load_explicit(&h->busy, memory_order_acquire); spins++) {
         if (!wait && spins > 1000) {
-            heap_unclaim(h);
+            heap_unclaim_locked(h);
             return false;
         }
         pause_briefly(spins);
@@ -37,7 +66,7 @@ bool heap_claim(heap_t *h, bool wait)
     return true;
 }
 
-void heap_unclaim(heap_t *h)
+void heap_unclaim_locked(heap_t *h)
 {
     atomic_store_explicit(&h->claim, 0, memory_order_release);
 }

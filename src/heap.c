@@ -312,10 +312,11 @@ void heap_unlock_all(void) { pthread_mutex_unlock(&heaps_mutex); }
 
 static void fork_prepare(void)
 {
+    claim_fork_prepare();
     pthread_mutex_lock(&heaps_mutex);
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
         if (h != tls_heap)
-            heap_claim(h, true);
+            heap_claim_locked(h, true);
     segment_fork_prepare();
     registry_lock();
 }
@@ -326,14 +327,16 @@ static void fork_parent(void)
     segment_fork_parent();
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
         if (h != tls_heap)
-            heap_unclaim(h);
+            heap_unclaim_locked(h);
     pthread_mutex_unlock(&heaps_mutex);
+    claim_fork_parent();
 }
 
 /* The child has one thread: every other heap is abandoned, consistent, and adoptable. */
 static void fork_child(void)
 {
     purger_fork_child();
+    claim_fork_child();
     registry_fork_child();
     segment_fork_child();
     pthread_mutex_init(&heaps_mutex, NULL);

@@ -72,16 +72,16 @@ struct heap;
 
 /* A page descriptor lives in its segment's header, one per slice; the tail slices of a
  * multi-slice page point back to the head with slice_offset. */
-typedef struct page {
+typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shift */
+    /* first cache line: what malloc's and free's fast paths read */
     block_t *free;            /* owner's list of free blocks (address inside [start, side)) */
     uint8_t *start;           /* first block; 64 KiB aligned for segment pages */
     void *side;               /* side table: uint8_t or uint16_t per block */
     uint64_t inv_block_size;  /* ceil(2^40 / block_size): block index by multiply */
     size_t block_size;
+    _Atomic(struct heap *) heap;  /* owner; read by other threads to route their frees */
     uint32_t used;            /* blocks handed out, including ones queued as remote frees */
     uint32_t capacity;        /* blocks the page holds */
-    uint32_t unlisted;        /* free blocks in no list (side entry 0): fresh or released */
-    uint32_t scan;            /* where to look next for unlisted blocks */
     uint8_t bin;              /* size class, BIN_LARGE, or 0 for a free slice */
     uint8_t side_wide;        /* side entries are uint16_t */
     uint8_t in_full;          /* taken out of its queue because it had no free block */
@@ -89,7 +89,9 @@ typedef struct page {
     uint8_t slice_offset;     /* tail descriptor: distance back to the head */
     uint8_t large_side;       /* the side entry of a BIN_LARGE page's one block */
     uint8_t fresh;            /* memory known to be zero (new or released) */
-    _Atomic(struct heap *) heap;  /* owner; read by other threads to route their frees */
+    /* second cache line: slow paths */
+    uint32_t unlisted;        /* free blocks in no list (side entry 0): fresh or released */
+    uint32_t scan;            /* where to look next for unlisted blocks */
     struct page *next, *prev; /* class queue */
     size_t large_requested;   /* requested size of a BIN_LARGE block */
 } page_t;
@@ -279,6 +281,11 @@ void heap_global_init(void) INTERNAL;
 /* ---- claim (claim.c): exclusive use of another thread's heap ---- */
 bool heap_claim(heap_t *h, bool wait) INTERNAL;
 void heap_unclaim(heap_t *h) INTERNAL;
+bool heap_claim_locked(heap_t *h, bool wait) INTERNAL;
+void heap_unclaim_locked(heap_t *h) INTERNAL;
+void claim_fork_prepare(void) INTERNAL;
+void claim_fork_parent(void) INTERNAL;
+void claim_fork_child(void) INTERNAL;
 void heap_wait_unclaimed(heap_t *h) INTERNAL;
 
 static inline void heap_enter(heap_t *h)

@@ -266,7 +266,7 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
     map_size += offset;
     size_t seg_align = alignment > SEGMENT_SIZE ? alignment : SEGMENT_SIZE;
     segment_t *seg = huge_cache_take(map_size, seg_align, offset);
-    bool fresh = seg == NULL;
+    bool fresh = true;   /* new, or cached with its pages released */
     if (!seg) {
         if (offset >= SEGMENT_SIZE && !registry_has_room()) {
             errno = ENOMEM;
@@ -276,6 +276,10 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
         if (!seg)
             return NULL;
         segment_header_init(seg, (uint8_t *)seg, map_size, SEGMENT_HUGE, 2, 1);
+        /* every slice descriptor past the header leads to the block's (free's fast path
+         * indexes by the address alone) */
+        for (size_t i = 2; i < SEGMENT_SLICES; i++)
+            seg->pages[i].slice_offset = (uint8_t)(i - 1);
         huge_page_init(seg, offset, size);
         registry_lock();
         registry_add(seg);
@@ -289,7 +293,7 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
      * 2 MiB instead of 512, and no resident bytes beyond what the block asked for */
     uintptr_t lo = ((uintptr_t)seg + offset + HUGE_PAGE_SIZE - 1) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
     uintptr_t hi = ((uintptr_t)seg + offset + size) & ~(uintptr_t)(HUGE_PAGE_SIZE - 1);
-    if (fresh && hi > lo)
+    if (hi > lo)
         os_advise_huge_pages((void *)lo, hi - lo);
     return &seg->pages[1];
 }
@@ -302,8 +306,12 @@ void segment_free_huge(segment_t *seg)
     seg->free_mask = usable_mask(seg);
     seg->dirty_since_ms = os_now_ms();
     size_t limit = option_huge_cache_mb < 0 ? 0 : (size_t)option_huge_cache_mb << 20;
+    /* cached blocks keep their mapping but not their pages: no resident cost, and the
+     * next user gets zeroed memory (calloc skips its memset) */
+    bool cache = huge_cached_bytes + seg->map_size <= limit &&
+                 os_release(pg->start, seg->map_size - (size_t)(pg->start - (uint8_t *)seg)) == 0;
     pthread_mutex_lock(&huge_mutex);
-    if (huge_cached_bytes + seg->map_size <= limit) {
+    if (cache && huge_cached_bytes + seg->map_size <= limit) {
         seg->heap_next = huge_cache;
         huge_cache = seg;
         huge_cached_bytes += seg->map_size;
