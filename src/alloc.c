@@ -214,15 +214,24 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
     page_t *pg = &seg->pages[(a & SEGMENT_MASK) >> SLICE_SHIFT];   /* base == seg here */
     pg -= pg->slice_offset;
     uint32_t i = page_block_index(pg, p);
-    /* owner's page (so bin != 0), a block start, a live block */
-    if (unlikely(atomic_load_explicit(&pg->heap, memory_order_relaxed) != h || i >= pg->capacity ||
-                 pg->start + (size_t)i * pg->block_size != (uint8_t *)p))
+    /* a page in use (bin != 0: capacity > 0), a block start, a live block */
+    if (unlikely(i >= pg->capacity || pg->bin == 0 || pg->start + (size_t)i * pg->block_size != (uint8_t *)p))
         return free_generic(p, call);
     uint8_t *side8 = (uint8_t *)pg->side + i;
     uint16_t *side16 = (uint16_t *)pg->side + i;
     bool wide = pg->side_wide;
     if (unlikely(wide ? (uint16_t)(*side16 - 1) >= SIDE16_REMOTE - 1 : (uint8_t)(*side8 - 1) >= SIDE8_REMOTE - 1))
         return free_generic(p, call);   /* reports the double free */
+    heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
+    if (owner != h) {
+        if (unlikely(owner == NULL))
+            return free_generic(p, call);   /* a huge block: no owner */
+        if (wide)   /* another thread's block: mark it queued, one push onto its heap */
+            __atomic_store_n(side16, (uint16_t)SIDE16_REMOTE, __ATOMIC_RELAXED);
+        else
+            __atomic_store_n(side8, (uint8_t)SIDE8_REMOTE, __ATOMIC_RELAXED);
+        return heap_free_remote(pg, p);
+    }
     atomic_store_explicit(&h->busy, 1, memory_order_relaxed);   /* heap_enter, inlined */
     compiler_barrier();
     if (unlikely(atomic_load_explicit(&h->claim, memory_order_relaxed)))

@@ -49,6 +49,14 @@ void heap_unclaim(heap_t *h)
 /* The claim itself; the caller holds `claimers` (or is fork's prepare handler). */
 bool heap_claim_locked(heap_t *h, bool wait)
 {
+    if (heap_claim_if_abandoned(h))
+        return true;   /* no owner: busy is 0 and stays 0 until an adopter waits on us */
+    return heap_claim_raw(h, wait);
+}
+
+/* The handshake itself, for any heap (fork's prepare handler calls it directly). */
+bool heap_claim_raw(heap_t *h, bool wait)
+{
     unsigned spins = 0;
     for (int expected = 0; !atomic_compare_exchange_weak(&h->claim, &expected, 1); expected = 0) {
         if (!wait)

@@ -305,6 +305,18 @@ static void heap_thread_exit(void *arg)
     pthread_mutex_unlock(&heaps_mutex);
 }
 
+/* Claim an abandoned heap without a membarrier: adoption pops it under heaps_mutex, so
+ * the adopter's first heap_enter sees this claim.  False if the heap is live. */
+bool heap_claim_if_abandoned(heap_t *h)
+{
+    pthread_mutex_lock(&heaps_mutex);
+    bool abandoned = h->state == HEAP_ABANDONED;
+    if (abandoned)
+        atomic_store_explicit(&h->claim, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&heaps_mutex);
+    return abandoned;
+}
+
 /* ---- fork: claim every other heap so none is mid-operation, as glibc locks arenas ---- */
 
 void heap_lock_all(void)   { pthread_mutex_lock(&heaps_mutex); }
@@ -316,7 +328,7 @@ static void fork_prepare(void)
     pthread_mutex_lock(&heaps_mutex);
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
         if (h != tls_heap)
-            heap_claim_locked(h, true);
+            heap_claim_raw(h, true);
     segment_fork_prepare();
     registry_lock();
 }

@@ -56,6 +56,7 @@
 #define LARGE_MAX       (2 * 1024 * 1024) /* one block on a run of slices up to this */
 #define BIN_COUNT       49            /* bins 1..48 are classes; 0 is "no class" */
 #define BIN_LARGE       BIN_COUNT     /* a page holding one large or huge block */
+#define SPARE_MAX_BIN   8             /* classes up to 128 bytes keep one empty spare page */
 #define WIDE_SIDE_MIN   129           /* from here on, 16-bit side entries: any slack of a
                                          class <= 128 bytes fits in 8 bits */
 
@@ -274,6 +275,7 @@ void heap_free_remote(page_t *pg, void *p) INTERNAL;
 void heap_maintain(heap_t *h, bool force, uint64_t now) INTERNAL;
 heap_t *heap_all_first(void) INTERNAL;
 void heap_lock_all(void) INTERNAL;
+bool heap_claim_if_abandoned(heap_t *h) INTERNAL;
 void heap_unlock_all(void) INTERNAL;
 void *meta_alloc(size_t size) INTERNAL;        /* zeroed metadata that lives forever */
 void heap_global_init(void) INTERNAL;
@@ -282,6 +284,7 @@ void heap_global_init(void) INTERNAL;
 bool heap_claim(heap_t *h, bool wait) INTERNAL;
 void heap_unclaim(heap_t *h) INTERNAL;
 bool heap_claim_locked(heap_t *h, bool wait) INTERNAL;
+bool heap_claim_raw(heap_t *h, bool wait) INTERNAL;
 void heap_unclaim_locked(heap_t *h) INTERNAL;
 void claim_fork_prepare(void) INTERNAL;
 void claim_fork_parent(void) INTERNAL;

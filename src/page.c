@@ -127,7 +127,7 @@ void page_free_block_slow(heap_t *h, page_t *pg)
     }
     if (pg->used != 0)
         return;
-    if (pg->bin == BIN_LARGE || pg->slice_count > 1) {   /* big pages: no spares */
+    if (pg->bin == BIN_LARGE || pg->bin > SPARE_MAX_BIN) {   /* only small classes keep a spare */
         page_retire(h, pg);
         return;
     }

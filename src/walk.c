@@ -86,8 +86,11 @@ static int entry_after(const segment_t *seg, const uint8_t *p, entry_t *e)
         return _HEAPBADNODE;
     if (i >= seg->slice_count)
         i = seg->slice_count - 1u;
-    if (seg->free_mask >> i & 1) {   /* a free run: p must be its first slice */
-        if ((size_t)(p - seg->base) % SLICE_SIZE != 0 || (i > 0 && (seg->free_mask >> (i - 1) & 1)))
+    /* An entry at a slice boundary may have changed under a concurrent free or malloc
+     * (a page retired, a free run merged): the walk resumes at the next address. */
+    bool slice_aligned = (size_t)(p - seg->base) % SLICE_SIZE == 0;
+    if (seg->free_mask >> i & 1) {   /* a free run: p must be a slice start inside it */
+        if (!slice_aligned)
             return _HEAPBADNODE;
         while (i < seg->slice_count && (seg->free_mask >> i & 1))
             i++;
@@ -98,7 +101,7 @@ static int entry_after(const segment_t *seg, const uint8_t *p, entry_t *e)
     if (pg->bin == 0 || !page_geometry_ok(seg, pg))
         return _HEAPBADNODE;
     size_t off = (size_t)(p - pg->start), k = off / pg->block_size;
-    if (p < pg->start || off % pg->block_size != 0 || k >= pg->capacity)
+    if (p < pg->start || (off % pg->block_size != 0 && !slice_aligned) || k >= pg->capacity)
         return _HEAPBADNODE;
     if (k + 1 < pg->capacity) {
         const uint8_t *b = pg->start + (k + 1) * pg->block_size;
