@@ -271,7 +271,7 @@ void heap_maintain(heap_t *h, bool force, uint64_t now)
         next = seg->heap_next;
         if (seg->dirty_mask && (force || seg->dirty_since_ms <= older_than)) {
             size_t unmapped = segment_release_if_empty(seg);
-            released += unmapped ? unmapped : segment_purge(seg, older_than);
+            released += unmapped ? unmapped : segment_purge(seg, older_than, NULL);
             if (unmapped)
                 continue;
         }

@@ -230,6 +230,13 @@ void *os_map_aligned(size_t size, size_t alignment) INTERNAL;
 int os_unmap(void *p, size_t size) INTERNAL;
 int os_release(void *p, size_t size) INTERNAL;           /* MADV_DONTNEED: RSS drops now */
 void os_advise_huge_pages(void *p, size_t size) INTERNAL;
+struct iovec;
+int os_release_many(struct iovec *ranges, size_t count) INTERNAL;
+
+/* Ranges to release gathered while a heap is claimed, handed to the kernel in one call
+ * before the claim ends (trim.c).  NULL where a caller releases at once. */
+typedef struct release_batch release_batch_t;
+void release_range(release_batch_t *batch, uintptr_t start, uintptr_t end) INTERNAL;
 int os_membarrier(void) INTERNAL;                         /* all threads pass a full fence */
 uint64_t os_now_ms(void) INTERNAL;
 void *os_remap(void *old, size_t old_size, size_t new_size, void *fixed) INTERNAL;
@@ -246,7 +253,7 @@ void segment_free_span(page_t *pg) INTERNAL;
 page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment) INTERNAL;
 void segment_free_huge(segment_t *seg) INTERNAL;
 void segment_init_donated(segment_t *seg, uint8_t *base, size_t size, heap_t *h) INTERNAL;
-size_t segment_purge(segment_t *seg, uint64_t older_than_ms) INTERNAL;
+size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *batch) INTERNAL;
 size_t segment_release_if_empty(segment_t *seg) INTERNAL;
 bool segment_is_empty(const segment_t *seg) INTERNAL;
 size_t huge_cache_trim(bool all) INTERNAL;
@@ -261,7 +268,7 @@ bool page_extend(page_t *pg) INTERNAL;           /* link unlisted blocks; false 
 void page_queue_push_front(page_queue_t *q, page_t *pg) INTERNAL;
 void page_queue_remove(page_queue_t *q, page_t *pg) INTERNAL;
 void page_free_block_slow(heap_t *h, page_t *pg) INTERNAL;
-size_t page_release_free_os_pages(page_t *pg) INTERNAL;
+size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch) INTERNAL;
 void page_rebuild_free_list(page_t *pg) INTERNAL;
 void page_retire_empty(heap_t *h) INTERNAL;
 

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +63,49 @@ int os_unmap(void *p, size_t size)
 int os_release(void *p, size_t size)
 {
     return madvise(p, size, MADV_DONTNEED);
+}
+
+/* Release many ranges with one process_madvise(2): the kernel batches the TLB flushes
+ * that one madvise per range would pay each (an IPI to every CPU running this process).
+ * Falls back to one madvise per range where process_madvise cannot do MADV_DONTNEED.
+ * Returns 0, or -1 with errno from the first range the kernel refused. */
+int os_release_many(struct iovec *ranges, size_t count)
+{
+    static _Atomic int pidfd = -1;
+    static _Atomic pid_t pidfd_owner;   /* a forked child must open its own */
+    static _Atomic bool unsupported;
+    size_t done = 0;
+    if (!atomic_load_explicit(&unsupported, memory_order_relaxed) && count > 1) {
+        pid_t self = getpid();
+        int fd = atomic_load(&pidfd);
+        if (fd < 0 || atomic_load(&pidfd_owner) != self) {
+            fd = (int)syscall(SYS_pidfd_open, self, 0);
+            atomic_store(&pidfd, fd);
+            atomic_store(&pidfd_owner, self);
+        }
+        while (fd >= 0 && done < count) {
+            size_t batch = count - done < 1024 ? count - done : 1024;   /* UIO_MAXIOV */
+            long r = syscall(SYS_process_madvise, fd, ranges + done, batch, MADV_DONTNEED, 0);
+            if (r < 0) {
+                atomic_store(&unsupported, true);
+                break;
+            }
+            /* a short count stops at a range it could not do: finish with madvise */
+            size_t bytes = (size_t)r;
+            while (done < count && bytes >= ranges[done].iov_len) {
+                bytes -= ranges[done].iov_len;
+                done++;
+            }
+            if (bytes != 0 || done < count)
+                break;
+        }
+    }
+    int result = 0;
+    for (; done < count; done++) {
+        if (madvise(ranges[done].iov_base, ranges[done].iov_len, MADV_DONTNEED) != 0 && result == 0)
+            result = -1;
+    }
+    return result;
 }
 
 /* Ask for transparent huge pages on a range that will be touched whole (huge blocks):

@@ -184,21 +184,10 @@ void page_rebuild_free_list(page_t *pg)
     pg->free = head;
 }
 
-static size_t release_range(uintptr_t start, uintptr_t end)
-{
-    if (end <= start)
-        return 0;
-    if (os_release((void *)start, end - start) != 0) {
-        trim_note_error(errno);
-        return 0;
-    }
-    return end - start;
-}
-
 /* Release the whole OS pages of a partly used page that hold only free blocks; the
  * blocks whose link word lay in them become unlisted.  Caller owns or claimed the heap
  * and drained its remote frees.  Returns the bytes released. */
-size_t page_release_free_os_pages(page_t *pg)
+size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch)
 {
     if (pg->bin == BIN_LARGE || pg->used == pg->capacity || pg->block_size < 16 ||
         segment_of(pg->start)->kind == SEGMENT_DONATED)
@@ -223,12 +212,14 @@ size_t page_release_free_os_pages(page_t *pg)
         size_t k = (os - start) / OS_PAGE_SIZE;
         gone[k / 64] |= 1ull << (k % 64);
         if (run_end != os) {
-            released += release_range(run_start, run_end);
+            release_range(batch, run_start, run_end);
+            released += run_end - run_start;
             run_start = os;
         }
         run_end = os + OS_PAGE_SIZE;
     }
-    released += release_range(run_start, run_end);
+    release_range(batch, run_start, run_end);
+    released += run_end - run_start;
     if (released == 0)
         return 0;
     /* A free block whose link word now reads zero cannot stay linked: make it unlisted. */

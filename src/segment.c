@@ -174,7 +174,7 @@ void segment_free_span(page_t *pg)
 }
 
 /* Release free slices that have been dirty since before `older_than_ms` (0: all). */
-size_t segment_purge(segment_t *seg, uint64_t older_than_ms)
+size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *batch)
 {
     if (seg->kind == SEGMENT_DONATED || seg->dirty_mask == 0)
         return 0;
@@ -186,12 +186,9 @@ size_t segment_purge(segment_t *seg, uint64_t older_than_ms)
         size_t i = (size_t)__builtin_ctzll(dirty), n = 0;
         while (i + n < 64 && (dirty >> (i + n) & 1))
             n++;
-        if (os_release(seg->base + i * SLICE_SIZE, n * SLICE_SIZE) == 0) {
-            seg->dirty_mask &= ~run_mask(i, n);
-            released += n * SLICE_SIZE;
-        } else {
-            trim_note_error(errno);
-        }
+        release_range(batch, (uintptr_t)seg->base + i * SLICE_SIZE, (uintptr_t)seg->base + (i + n) * SLICE_SIZE);
+        seg->dirty_mask &= ~run_mask(i, n);
+        released += n * SLICE_SIZE;
         dirty &= ~run_mask(i, n);
     }
     return released;

@@ -9,6 +9,7 @@
 #include "internal.h"
 #include "crtheap.h"
 #include <errno.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #define API __attribute__((visibility("default")))
@@ -16,10 +17,45 @@
 
 static _Atomic int trim_errno;   /* last errno of a release the kernel refused */
 
+struct release_batch {
+    size_t count;
+    struct iovec ranges[256];
+};
+
+static void release_flush(release_batch_t *batch)
+{
+    if (batch->count && os_release_many(batch->ranges, batch->count) != 0)
+        trim_note_error(errno);
+    batch->count = 0;
+}
+
+/* Release [start, end) now (batch NULL) or with the batch; adjacent ranges merge. */
+void release_range(release_batch_t *batch, uintptr_t start, uintptr_t end)
+{
+    if (end <= start)
+        return;
+    if (!batch) {
+        if (os_release((void *)start, end - start) != 0)
+            trim_note_error(errno);
+        return;
+    }
+    struct iovec *last = batch->count ? &batch->ranges[batch->count - 1] : NULL;
+    if (last && (uintptr_t)last->iov_base + last->iov_len == start) {
+        last->iov_len += end - start;
+        return;
+    }
+    if (batch->count == sizeof batch->ranges / sizeof batch->ranges[0])
+        release_flush(batch);
+    batch->ranges[batch->count].iov_base = (void *)start;
+    batch->ranges[batch->count].iov_len = end - start;
+    batch->count++;
+}
+
 /* Release everything reachable in up to TRIM_BATCH segments of h, starting at the
  * `*position`-th segment; returns false when the list is done. */
 static bool trim_segments(heap_t *h, size_t *position, size_t *released)
 {
+    release_batch_t batch = { 0 };
     segment_t *seg = h->segments;
     for (size_t k = 0; seg && k < *position; k++)
         seg = seg->heap_next;
@@ -28,17 +64,18 @@ static bool trim_segments(heap_t *h, size_t *position, size_t *released)
         for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
             page_t *pg = &seg->pages[i];
             if (pg->bin != 0 && pg->slice_offset == 0)
-                *released += page_release_free_os_pages(pg);
+                *released += page_release_free_os_pages(pg, &batch);
         }
         size_t unmapped = segment_release_if_empty(seg);
         if (unmapped) {
             *released += unmapped;
         } else {
-            *released += segment_purge(seg, 0);
+            *released += segment_purge(seg, 0, &batch);
             ++*position;
         }
         seg = next;
     }
+    release_flush(&batch);   /* before the claim ends: the owner may touch these pages next */
     return seg != NULL;
 }
 
