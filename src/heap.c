@@ -319,8 +319,6 @@ bool heap_claim_if_abandoned(heap_t *h)
 
 /* ---- fork: claim every other heap so none is mid-operation, as glibc locks arenas ---- */
 
-void heap_lock_all(void)   { pthread_mutex_lock(&heaps_mutex); }
-void heap_unlock_all(void) { pthread_mutex_unlock(&heaps_mutex); }
 
 static void fork_prepare(void)
 {

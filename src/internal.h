@@ -239,7 +239,6 @@ typedef struct release_batch release_batch_t;
 void release_range(release_batch_t *batch, uintptr_t start, uintptr_t end) INTERNAL;
 int os_membarrier(void) INTERNAL;                         /* all threads pass a full fence */
 uint64_t os_now_ms(void) INTERNAL;
-void *os_remap(void *old, size_t old_size, size_t new_size, void *fixed) INTERNAL;
 void os_write_stderr(const char *s, size_t n) INTERNAL;
 bool os_random_bytes(void *out, size_t n) INTERNAL;
 
@@ -257,7 +256,6 @@ size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *ba
 size_t segment_release_if_empty(segment_t *seg) INTERNAL;
 bool segment_is_empty(const segment_t *seg) INTERNAL;
 size_t huge_cache_trim(bool all) INTERNAL;
-size_t huge_cache_bytes(void) INTERNAL;
 void segment_fork_prepare(void) INTERNAL;
 void segment_fork_parent(void) INTERNAL;
 void segment_fork_child(void) INTERNAL;
@@ -281,11 +279,8 @@ void heap_free_owned(heap_t *h, page_t *pg, void *p) INTERNAL;
 void heap_free_remote(page_t *pg, void *p) INTERNAL;
 void heap_maintain(heap_t *h, bool force, uint64_t now) INTERNAL;
 heap_t *heap_all_first(void) INTERNAL;
-void heap_lock_all(void) INTERNAL;
 bool heap_claim_if_abandoned(heap_t *h) INTERNAL;
-void heap_unlock_all(void) INTERNAL;
 void *meta_alloc(size_t size) INTERNAL;        /* zeroed metadata that lives forever */
-void heap_global_init(void) INTERNAL;
 
 /* ---- claim (claim.c): exclusive use of another thread's heap ---- */
 bool heap_claim(heap_t *h, bool wait) INTERNAL;
@@ -333,7 +328,7 @@ void options_init(void) INTERNAL;
 
 /* ---- trim (trim.c) ---- */
 #define PURGER_MIN_SEGMENTS 2   /* smaller processes never start the purger thread */
-size_t heap_trim_all(bool everything) INTERNAL;
+size_t heap_trim_all(void) INTERNAL;
 void trim_note_error(int e) INTERNAL;
 void purger_start(void) INTERNAL;
 bool purger_running(void) INTERNAL;

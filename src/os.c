@@ -1,4 +1,4 @@
-/* os.c — the OS seam: the only file that calls mmap, munmap, madvise, mremap and
+/* os.c — the OS seam: the only file that calls mmap, munmap, madvise, process_madvise and
  * membarrier.  Contract: pointer results are NULL on failure with errno set (ENOMEM);
  * int results are 0 on success, -1 with errno set. */
 #define _GNU_SOURCE
@@ -113,18 +113,6 @@ int os_release_many(struct iovec *ranges, size_t count)
 void os_advise_huge_pages(void *p, size_t size)
 {
     madvise(p, size, MADV_HUGEPAGE);
-}
-
-/* Grow or move a mapping; with `fixed` the pages move to that (already reserved) address. */
-void *os_remap(void *old, size_t old_size, size_t new_size, void *fixed)
-{
-    void *p = fixed ? mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, fixed)
-                    : mremap(old, old_size, new_size, 0);
-    if (p == MAP_FAILED) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return p;
 }
 
 /* An asymmetric fence: every running thread of the process executes a full memory

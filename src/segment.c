@@ -218,13 +218,12 @@ static size_t huge_block_offset(size_t alignment)
     return alignment > SLICE_SIZE ? alignment : SLICE_SIZE;
 }
 
-static void huge_page_init(segment_t *seg, size_t offset, size_t size)
+static void huge_page_init(segment_t *seg, size_t offset)
 {
     page_t *pg = &seg->pages[1];
     memset(pg, 0, sizeof *pg);
     pg->start = (uint8_t *)seg + offset;
     pg->block_size = seg->map_size - offset;
-    (void)size;
 }
 
 static segment_t *huge_cache_take(size_t map_size, size_t alignment, size_t offset)
@@ -277,14 +276,14 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
          * indexes by the address alone) */
         for (size_t i = 2; i < SEGMENT_SLICES; i++)
             seg->pages[i].slice_offset = (uint8_t)(i - 1);
-        huge_page_init(seg, offset, size);
+        huge_page_init(seg, offset);
         registry_lock();
         registry_add(seg);
         registry_unlock();
     }
     seg->free_mask = 0;
     seg->heap = h;
-    huge_page_init(seg, offset, size);
+    huge_page_init(seg, offset);
     seg->pages[1].fresh = fresh;
     /* transparent huge pages where the block fills whole 2 MiB ranges: one fault per
      * 2 MiB instead of 512, and no resident bytes beyond what the block asked for */
@@ -352,11 +351,6 @@ size_t huge_cache_trim(bool all)
         os_unmap(s, s->map_size);
     }
     return released;
-}
-
-size_t huge_cache_bytes(void)
-{
-    return huge_cached_bytes;
 }
 
 void segment_fork_prepare(void) { pthread_mutex_lock(&huge_mutex); }

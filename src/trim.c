@@ -97,9 +97,8 @@ static size_t trim_heap(heap_t *h)
     return released;
 }
 
-size_t heap_trim_all(bool everything)
+size_t heap_trim_all(void)
 {
-    (void)everything;
     size_t released = 0;
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
         released += trim_heap(h);
@@ -111,7 +110,7 @@ size_t heap_trim_all(bool everything)
 API int _heapmin(void)
 {
     atomic_store(&trim_errno, 0);
-    heap_trim_all(true);
+    heap_trim_all();
     int e = atomic_load(&trim_errno);
     if (e) {
         errno = e;
@@ -122,13 +121,13 @@ API int _heapmin(void)
 
 API size_t crtheap_trim(void)
 {
-    return heap_trim_all(true);
+    return heap_trim_all();
 }
 
 API int malloc_trim(size_t pad)
 {
     (void)pad;   /* crtheap keeps no top-of-heap pad: all free memory goes back */
-    return heap_trim_all(true) > 0;
+    return heap_trim_all() > 0;
 }
 
 API void crtheap_collect(void)
