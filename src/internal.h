@@ -52,8 +52,8 @@
 /* ---- size classes: 16-byte steps to 128, then four per doubling to 128 KiB ---- */
 #define MIN_BLOCK       16
 #define SMALL_MAX       1024          /* sizes the bin lookup table covers */
-#define MEDIUM_MAX      (128 * 1024)  /* largest size class */
-#define LARGE_MAX       (2 * 1024 * 1024) /* one block on a run of slices up to this */
+#define MEDIUM_MAX      ((size_t)128 * 1024)        /* largest size class */
+#define LARGE_MAX       ((size_t)2 * 1024 * 1024) /* one block on a run of slices up to this */
 #define BIN_COUNT       49            /* bins 1..48 are classes; 0 is "no class" */
 #define BIN_LARGE       BIN_COUNT     /* a page holding one large or huge block */
 #define SPARE_MAX_BIN   8             /* classes up to 128 bytes keep one empty spare page */
@@ -243,8 +243,8 @@ void os_write_stderr(const char *s, size_t n) INTERNAL;
 bool os_random_bytes(void *out, size_t n) INTERNAL;
 
 /* ---- diagnostics (diag.c) ---- */
-_Noreturn void fatal_pointer(const char *call, const void *p, const char *problem) INTERNAL;
-_Noreturn void fatal_message(const char *message) INTERNAL;
+__attribute__((noreturn)) void fatal_pointer(const char *call, const void *p, const char *problem) INTERNAL;
+__attribute__((noreturn)) void fatal_message(const char *message) INTERNAL;
 
 /* ---- segments (segment.c) ---- */
 page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool large) INTERNAL;

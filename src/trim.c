@@ -198,7 +198,7 @@ void purger_start(void)
     pthread_t thread;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_attr_setstacksize(&attr, (size_t)64 * 1024);
     if (pthread_create(&thread, &attr, purger_main, NULL) != 0)
         atomic_store(&purger_state, 0);
     pthread_attr_destroy(&attr);
