@@ -115,8 +115,10 @@ static aligned_header_t *aligned_header_of(void *p)
 static aligned_header_t *aligned_checked_header(void *p, const char *call)
 {
     aligned_header_t *hdr = aligned_header_of(p);
-    if (!segment_of(hdr) || hdr->check != ((uintptr_t)hdr->block ^ (uintptr_t)p ^ heap_secret))
+    if (!segment_of(hdr))
         fatal_pointer(call, p, "invalid pointer");
+    if (hdr->check != ((uintptr_t)hdr->block ^ (uintptr_t)p ^ heap_secret))   /* 0: freed already */
+        fatal_pointer(call, p, hdr->check == 0 ? "double free" : "invalid pointer");
     return hdr;
 }
 
@@ -209,17 +211,23 @@ API void *_aligned_realloc(void *p, size_t size, size_t alignment)
     return aligned_resize(p, size, alignment, 0, false, "_aligned_realloc");
 }
 
-API void *_aligned_offset_recalloc(void *p, size_t count, size_t size, size_t alignment, size_t offset)
+static void *aligned_recalloc(void *p, size_t count, size_t size, size_t alignment, size_t offset,
+                              const char *call)
 {
     size_t n;
     if (__builtin_mul_overflow(count, size, &n)) {
         errno = ENOMEM;
         return NULL;
     }
-    return aligned_resize(p, n, alignment, offset, true, "_aligned_offset_recalloc");
+    return aligned_resize(p, n, alignment, offset, true, call);
+}
+
+API void *_aligned_offset_recalloc(void *p, size_t count, size_t size, size_t alignment, size_t offset)
+{
+    return aligned_recalloc(p, count, size, alignment, offset, "_aligned_offset_recalloc");
 }
 
 API void *_aligned_recalloc(void *p, size_t count, size_t size, size_t alignment)
 {
-    return _aligned_offset_recalloc(p, count, size, alignment, 0);
+    return aligned_recalloc(p, count, size, alignment, 0, "_aligned_recalloc");
 }

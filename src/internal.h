@@ -241,6 +241,7 @@ int os_membarrier(void) INTERNAL;                         /* all threads pass a 
 uint64_t os_now_ms(void) INTERNAL;
 void os_write_stderr(const char *s, size_t n) INTERNAL;
 bool os_random_bytes(void *out, size_t n) INTERNAL;
+int os_other_live_threads(void) INTERNAL;
 
 /* ---- diagnostics (diag.c) ---- */
 __attribute__((noreturn)) void fatal_pointer(const char *call, const void *p, const char *problem) INTERNAL;
@@ -256,6 +257,7 @@ size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *ba
 size_t segment_release_if_empty(segment_t *seg) INTERNAL;
 bool segment_is_empty(const segment_t *seg) INTERNAL;
 size_t huge_cache_trim(bool all) INTERNAL;
+bool huge_cache_pending(void) INTERNAL;
 void segment_fork_prepare(void) INTERNAL;
 void segment_fork_parent(void) INTERNAL;
 void segment_fork_child(void) INTERNAL;

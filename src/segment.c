@@ -211,7 +211,7 @@ size_t segment_release_if_empty(segment_t *seg)
 
 static pthread_mutex_t huge_mutex = PTHREAD_MUTEX_INITIALIZER;
 static segment_t *huge_cache;          /* linked through heap_next */
-static size_t huge_cached_bytes;
+static _Atomic size_t huge_cached_bytes;   /* changed under huge_mutex, read without */
 
 static size_t huge_block_offset(size_t alignment)
 {
@@ -320,6 +320,11 @@ void segment_free_huge(segment_t *seg)
         registry_unlock();
         os_unmap(seg, seg->map_size);
     }
+}
+
+bool huge_cache_pending(void)
+{
+    return atomic_load_explicit(&huge_cached_bytes, memory_order_relaxed) != 0;
 }
 
 /* Unmap cached huge blocks: all of them, or those cached longer than the purge delay. */

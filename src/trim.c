@@ -151,38 +151,39 @@ void trim_note_error(int e)
 
 static _Atomic int purger_state;   /* 0 not started, 1 running */
 
+/* The purger sleeps the purge delay while memory waits for the decay, and backs off to
+ * a one-second period when there is none.  It ends when it is the process's last thread:
+ * glibc ends a process whose threads have all called pthread_exit only when its thread
+ * count reaches zero, and the purger counts. */
 static void *purger_main(void *arg)
 {
     (void)arg;
     long idle_ms = 0;
     for (;;) {
         long delay = option_purge_delay_ms;
-        long sleep_ms = delay < 10 ? 10 : delay;
-        sleep_ms += idle_ms;
+        long sleep_ms = idle_ms ? idle_ms : delay < 10 ? 10 : delay;
         struct timespec ts = { sleep_ms / 1000, (sleep_ms % 1000) * 1000000L };
         nanosleep(&ts, NULL);
-        if (delay < 0)
-            continue;
         uint64_t now = os_now_ms();
-        bool work = false;
-        for (heap_t *h = heap_all_first(); h; h = h->all_next) {
+        bool pending = false;
+        for (heap_t *h = heap_all_first(); h && delay >= 0; h = h->all_next) {
             uint64_t since = atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed);
-            if (since == 0 || now - since < (uint64_t)delay)
+            if (since == 0)
                 continue;
-            work = true;
-            if (heap_claim(h, false)) {   /* never stall a busy owner: next round */
+            pending = true;
+            if (now - since >= (uint64_t)delay && heap_claim(h, false)) {   /* skip a busy owner */
                 heap_drain_remote(h);
                 heap_maintain(h, false, now);
                 heap_unclaim(h);
             }
         }
-        if (huge_cache_trim(false))
-            work = true;
-        /* an idle process wakes up less and less often, down to every ten seconds */
-        idle_ms = work ? 0 : (idle_ms ? idle_ms * 2 : 100);
-        if (idle_ms > 10000)
-            idle_ms = 10000;
+        if (delay >= 0)
+            pending |= huge_cache_trim(false) != 0 || huge_cache_pending();
+        idle_ms = pending ? 0 : idle_ms ? (idle_ms * 2 > 1000 ? 1000 : idle_ms * 2) : 100;
+        if (!pending && os_other_live_threads() == 0)
+            break;
     }
+    atomic_store(&purger_state, 0);
     return NULL;
 }
 

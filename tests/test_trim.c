@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -355,6 +356,36 @@ END_TEST
 
 /* ------------------------------------------------------------------ passive release */
 
+/* The purger thread must not keep a process alive: when the main thread (the last of
+ * the program's own) calls pthread_exit, the process ends with status 0, as under glibc. */
+START_TEST(t_purger_lets_process_exit)
+{
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        alarm(20);
+        enum { N = 4000, SIZE = 5000 };   /* several segments: the purger starts */
+        static char *blocks[N];
+        for (int i = 0; i < N; i++) {
+            blocks[i] = malloc(SIZE);
+            memset(blocks[i], i & 0xff, SIZE);
+        }
+        for (int i = 0; i < N; i++) {
+            if ((unsigned char)blocks[i][SIZE - 1] != (i & 0xff))
+                _exit(3);
+            free(blocks[i]);
+        }
+        char *p = malloc(100);   /* a slow path with free memory waiting: the purger runs */
+        memset(p, 1, 100);
+        pthread_exit(NULL);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(child, &status, 0), child);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x (0x0e00: killed by the alarm)",
+                  status);
+}
+END_TEST
+
 START_TEST(t_passive_purge)
 {
     ck_assert_int_eq(crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, 50), 0);
@@ -466,6 +497,7 @@ static Suite *trim_suite(void)
     tcase_add_test(tc, t_malloc_trim_releases);
     tcase_add_test(tc, t_crtheap_trim_bytes);
     tcase_add_test(tc, t_passive_purge);
+    tcase_add_test(tc, t_purger_lets_process_exit);
     tcase_add_test(tc, t_heapmin_race);
     suite_add_tcase(s, tc);
     return s;
