@@ -193,4 +193,26 @@ static inline void bench_run_threads(int count, bench_thread_fn fn, void *args, 
     free(ids);
 }
 
+/* One thread's share of a workload: `steps` units of work. */
+typedef struct bench_share {
+    int id;
+    uint64_t steps;
+} bench_share;
+
+/* The main() of a workload split evenly over threads: parse the arguments, give each
+ * thread its share of base_steps (scaled), run them, report the elapsed time. */
+static inline int bench_main_shared(int argc, char **argv, uint64_t base_steps, bench_thread_fn fn)
+{
+    bench_args args = bench_parse_args(argc, argv, 1);
+    uint64_t total = bench_scaled(base_steps, args.scale);
+    bench_share *shares = bench_xmalloc(sizeof *shares * (size_t)args.threads);
+    for (int i = 0; i < args.threads; i++)
+        shares[i] = (bench_share){ i, total / (uint64_t)args.threads };
+    double start = bench_now();
+    bench_run_threads(args.threads, fn, shares, sizeof *shares);
+    bench_report(start);
+    free(shares);
+    return 0;
+}
+
 #endif

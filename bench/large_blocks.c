@@ -7,11 +7,6 @@ enum { LIVE_BLOCKS = 4, BASE_BLOCKS = 60, PAGE = 4096 };
 #define MIN_SIZE ((size_t)256 * 1024)
 #define MAX_SIZE ((size_t)32 * 1024 * 1024)
 
-typedef struct worker {
-    int id;
-    uint64_t blocks;
-} worker;
-
 static void check_zero(const unsigned char *p, size_t size)
 {
     /* one word per page and the whole last word: enough to see stale contents */
@@ -27,12 +22,12 @@ static void check_zero(const unsigned char *p, size_t size)
 
 static void *large_blocks_worker(void *arg)
 {
-    worker *w = arg;
+    const bench_share *w = arg;
     bench_rng rng = bench_rng_seeded((uint64_t)w->id + 31);
     void *blocks[LIVE_BLOCKS] = { 0 };
     size_t sizes[LIVE_BLOCKS] = { 0 };
     uint64_t tags[LIVE_BLOCKS] = { 0 };
-    for (uint64_t i = 0; i < w->blocks; i++) {
+    for (uint64_t i = 0; i < w->steps; i++) {
         size_t slot = (size_t)(i % LIVE_BLOCKS);
         if (blocks[slot] != NULL) {
             pattern_check(blocks[slot], sizes[slot], tags[slot], "large_blocks");
@@ -57,14 +52,5 @@ static void *large_blocks_worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    bench_args args = bench_parse_args(argc, argv, 1);
-    uint64_t total = bench_scaled(BASE_BLOCKS, args.scale);
-    worker *workers = bench_xmalloc(sizeof *workers * (size_t)args.threads);
-    for (int i = 0; i < args.threads; i++)
-        workers[i] = (worker){ i, total / (uint64_t)args.threads };
-    double start = bench_now();
-    bench_run_threads(args.threads, large_blocks_worker, workers, sizeof *workers);
-    bench_report(start);
-    free(workers);
-    return 0;
+    return bench_main_shared(argc, argv, BASE_BLOCKS, large_blocks_worker);
 }

@@ -5,11 +5,6 @@
 
 enum { WORKING_SET = 4000, BASE_STEPS = 6000000, MAX_SIZE = 64 * 1024 };
 
-typedef struct worker {
-    int id;
-    uint64_t steps;
-} worker;
-
 static size_t mixed_size(bench_rng *rng)
 {
     /* three in four requests are small (16-256 B); the rest spread up to 64 KiB */
@@ -20,7 +15,7 @@ static size_t mixed_size(bench_rng *rng)
 
 static void *mixed_sizes_worker(void *arg)
 {
-    worker *w = arg;
+    const bench_share *w = arg;
     bench_rng rng = bench_rng_seeded((uint64_t)w->id + 101);
     void **blocks = bench_xmalloc(sizeof *blocks * WORKING_SET);
     size_t *sizes = bench_xmalloc(sizeof *sizes * WORKING_SET);
@@ -52,14 +47,5 @@ static void *mixed_sizes_worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    bench_args args = bench_parse_args(argc, argv, 1);
-    uint64_t total = bench_scaled(BASE_STEPS, args.scale);
-    worker *workers = bench_xmalloc(sizeof *workers * (size_t)args.threads);
-    for (int i = 0; i < args.threads; i++)
-        workers[i] = (worker){ i, total / (uint64_t)args.threads };
-    double start = bench_now();
-    bench_run_threads(args.threads, mixed_sizes_worker, workers, sizeof *workers);
-    bench_report(start);
-    free(workers);
-    return 0;
+    return bench_main_shared(argc, argv, BASE_STEPS, mixed_sizes_worker);
 }

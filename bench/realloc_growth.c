@@ -15,11 +15,6 @@ typedef struct growing_string {
     int doubles;  /* grow by doubling rather than by one character */
 } growing_string;
 
-typedef struct worker {
-    int id;
-    uint64_t appends;
-} worker;
-
 static char expected_char(uint64_t tag, size_t index)
 {
     return (char)('a' + (tag + index * 7) % 26);
@@ -63,13 +58,13 @@ static void append_char(growing_string *s)
 
 static void *realloc_growth_worker(void *arg)
 {
-    worker *w = arg;
+    const bench_share *w = arg;
     bench_rng rng = bench_rng_seeded((uint64_t)w->id + 21);
     growing_string *strings = bench_xmalloc(sizeof *strings * STRINGS);
     uint64_t next_tag = 0;
     for (size_t i = 0; i < STRINGS; i++)
         start_string(&strings[i], next_tag++, &rng);
-    for (uint64_t step = 0; step < w->appends; step++) {
+    for (uint64_t step = 0; step < w->steps; step++) {
         growing_string *s = &strings[bench_rng_next(&rng) % STRINGS];
         append_char(s);
         if (s->length == s->target) {
@@ -86,14 +81,5 @@ static void *realloc_growth_worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    bench_args args = bench_parse_args(argc, argv, 1);
-    uint64_t total = bench_scaled(BASE_APPENDS, args.scale);
-    worker *workers = bench_xmalloc(sizeof *workers * (size_t)args.threads);
-    for (int i = 0; i < args.threads; i++)
-        workers[i] = (worker){ i, total / (uint64_t)args.threads };
-    double start = bench_now();
-    bench_run_threads(args.threads, realloc_growth_worker, workers, sizeof *workers);
-    bench_report(start);
-    free(workers);
-    return 0;
+    return bench_main_shared(argc, argv, BASE_APPENDS, realloc_growth_worker);
 }

@@ -5,14 +5,9 @@
 
 enum { WORKING_SET = 20000, BASE_STEPS = 10000000 };
 
-typedef struct worker {
-    int id;
-    uint64_t steps;
-} worker;
-
 static void *small_churn_worker(void *arg)
 {
-    worker *w = arg;
+    const bench_share *w = arg;
     bench_rng rng = bench_rng_seeded((uint64_t)w->id + 1);
     void **blocks = bench_xmalloc(sizeof *blocks * WORKING_SET);
     size_t *sizes = bench_xmalloc(sizeof *sizes * WORKING_SET);
@@ -44,14 +39,5 @@ static void *small_churn_worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    bench_args args = bench_parse_args(argc, argv, 1);
-    uint64_t total = bench_scaled(BASE_STEPS, args.scale);
-    worker *workers = bench_xmalloc(sizeof *workers * (size_t)args.threads);
-    for (int i = 0; i < args.threads; i++)
-        workers[i] = (worker){ i, total / (uint64_t)args.threads };
-    double start = bench_now();
-    bench_run_threads(args.threads, small_churn_worker, workers, sizeof *workers);
-    bench_report(start);
-    free(workers);
-    return 0;
+    return bench_main_shared(argc, argv, BASE_STEPS, small_churn_worker);
 }

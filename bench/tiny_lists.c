@@ -15,11 +15,6 @@ typedef struct digit {
 
 enum { CHECK_KEY = 0x5EEDF00Du };
 
-typedef struct worker {
-    int id;
-    uint64_t steps;
-} worker;
-
 static digit *new_digit(uint32_t value, digit *next, bench_rng *rng)
 {
     size_t extra_words = (size_t)(bench_rng_next(rng) % 3) * 2;
@@ -75,7 +70,7 @@ static digit *add_numbers(const digit *a, const digit *b, size_t *digits, bench_
 
 static void *tiny_lists_worker(void *arg)
 {
-    worker *w = arg;
+    const bench_share *w = arg;
     bench_rng rng = bench_rng_seeded((uint64_t)w->id + 51);
     digit *pool[POOL];
     for (size_t i = 0; i < POOL; i++)
@@ -101,14 +96,5 @@ static void *tiny_lists_worker(void *arg)
 
 int main(int argc, char **argv)
 {
-    bench_args args = bench_parse_args(argc, argv, 1);
-    uint64_t total = bench_scaled(BASE_STEPS, args.scale);
-    worker *workers = bench_xmalloc(sizeof *workers * (size_t)args.threads);
-    for (int i = 0; i < args.threads; i++)
-        workers[i] = (worker){ i, total / (uint64_t)args.threads };
-    double start = bench_now();
-    bench_run_threads(args.threads, tiny_lists_worker, workers, sizeof *workers);
-    bench_report(start);
-    free(workers);
-    return 0;
+    return bench_main_shared(argc, argv, BASE_STEPS, tiny_lists_worker);
 }

@@ -70,11 +70,10 @@ static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
     n += n == 0;
     if (likely(h != NULL && n <= MEDIUM_MAX)) {
         unsigned bin = bin_of(n);
-        atomic_store_explicit(&h->busy, 1, memory_order_relaxed);   /* heap_enter, inlined */
-        compiler_barrier();
+        bool entered = heap_try_enter(h);
         page_t *pg = h->queues[bin].first;
         block_t *b = pg->free;
-        if (unlikely(b == NULL || atomic_load_explicit(&h->claim, memory_order_relaxed)))
+        if (unlikely(b == NULL || !entered))
             return malloc_refill_and_leave(h, bin, n);
         void *p = page_pop(pg, b, n);
         heap_leave(h);
@@ -232,9 +231,7 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
             __atomic_store_n(side8, (uint8_t)SIDE8_REMOTE, __ATOMIC_RELAXED);
         return heap_free_remote(pg, p);
     }
-    atomic_store_explicit(&h->busy, 1, memory_order_relaxed);   /* heap_enter, inlined */
-    compiler_barrier();
-    if (unlikely(atomic_load_explicit(&h->claim, memory_order_relaxed)))
+    if (unlikely(!heap_try_enter(h)))
         return free_claimed(h, p, call);
     if (likely(!wide))
         *side8 = SIDE8_FREE;

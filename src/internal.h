@@ -295,11 +295,16 @@ void claim_fork_parent(void) INTERNAL;
 void claim_fork_child(void) INTERNAL;
 void heap_wait_unclaimed(heap_t *h) INTERNAL;
 
-static inline void heap_enter(heap_t *h)
+/* Mark the heap busy; false when a claimer holds it (busy stays set: leave or wait). */
+static inline bool heap_try_enter(heap_t *h)
 {
     atomic_store_explicit(&h->busy, 1, memory_order_relaxed);
     compiler_barrier();   /* membarrier on the claimer's side orders this store before the load */
-    if (unlikely(atomic_load_explicit(&h->claim, memory_order_relaxed)))
+    return likely(!atomic_load_explicit(&h->claim, memory_order_relaxed));
+}
+static inline void heap_enter(heap_t *h)
+{
+    if (!heap_try_enter(h))
         heap_wait_unclaimed(h);
 }
 static inline void heap_leave(heap_t *h)
