@@ -174,6 +174,42 @@ static size_t live_bytes_checked(const heap_table *t)
     return live;
 }
 
+/* The least any allocator could keep resident with this layout: the 4 KiB pages that
+ * live blocks touch (without moving them), counted once each. */
+static int compare_addresses(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return (x > y) - (x < y);
+}
+
+static size_t live_touched_bytes(const heap_table *t)
+{
+    size_t n = 0;
+    uintptr_t *spans = map_table(2 * sizeof *spans * (t->count + 1));
+    for (size_t i = 0; i < t->count; i++)
+        if (t->blocks[i].memory != NULL) {
+            spans[2 * n] = (uintptr_t)t->blocks[i].memory;
+            spans[2 * n + 1] = (uintptr_t)t->blocks[i].memory + t->blocks[i].size;
+            n++;
+        }
+    qsort(spans, n, 2 * sizeof *spans, compare_addresses);
+    const uintptr_t page = 4096;
+    size_t pages = 0;
+    uintptr_t counted_to = 0;  /* pages below this are counted */
+    for (size_t k = 0; k < n; k++) {
+        uintptr_t first = spans[2 * k] & ~(page - 1);
+        uintptr_t end = (spans[2 * k + 1] + page - 1) & ~(page - 1);
+        if (first < counted_to)
+            first = counted_to;
+        if (end > first) {
+            pages += (end - first) / page;
+            counted_to = end;
+        }
+    }
+    munmap(spans, 2 * sizeof *spans * (t->count + 1));
+    return pages * page;
+}
+
 /* Which blocks die: a random 90%, the same for every allocator. */
 static bool chosen_to_free(size_t i)
 {
@@ -332,6 +368,7 @@ int main(int argc, char **argv)
     double trim_s = bench_now() - start;
     long anon_after = anonymous_kib();
     size_t live = live_bytes_checked(&table);
+    size_t touched = live_touched_bytes(&table);
 
     if (workload == 'c') {
         pthread_mutex_lock(&idle_lock);
@@ -351,9 +388,9 @@ int main(int argc, char **argv)
     double heap_before = (double)(anon_before - anon_baseline) * 1024.0;
     printf("workload=%c allocator=%s call=%s heap_mib=%zu small_percent=%u blocks=%zu live_bytes=%zu "
            "anon_baseline_kib=%ld anon_before_kib=%ld anon_after_kib=%ld trim_ms=%.3f "
-           "before_per_live=%.3f after_per_live=%.3f\n",
+           "before_per_live=%.3f after_per_live=%.3f touched_per_live=%.3f\n",
            workload, call.allocator, call.call, heap_mib, small_percent, table.used, live, anon_baseline,
            anon_before, anon_after, trim_s * 1e3, heap_before / (double)live,
-           heap_after / (double)live);
+           heap_after / (double)live, (double)touched / (double)live);
     return 0;
 }

@@ -111,6 +111,7 @@ typedef struct segment {
     uint8_t first_slice;      /* slices before it hold the header */
     uint64_t free_mask;       /* bit i: slice i is free */
     uint64_t dirty_mask;      /* free slices that may still be resident */
+    uint64_t large_freed_mask;  /* free slices a large block left: class pages avoid them */
     uint64_t dirty_since_ms;  /* when dirty_mask last became non-empty */
     page_t pages[SEGMENT_SLICES];
 } segment_t;

@@ -68,6 +68,7 @@ static void segment_header_init(segment_t *seg, uint8_t *base, size_t size, enum
     seg->first_slice = (uint8_t)first_slice;
     seg->free_mask = usable_mask(seg);
     seg->dirty_mask = 0;
+    seg->large_freed_mask = 0;
     seg->dirty_since_ms = 0;
 }
 
@@ -110,6 +111,7 @@ static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
     bool fresh = (seg->dirty_mask & run) == 0;
     seg->free_mask &= ~run;
     seg->dirty_mask &= ~run;
+    seg->large_freed_mask &= ~run;
     page_t *pg = &seg->pages[i];
     memset(pg, 0, sizeof *pg);
     pg->start = seg->base + i * SLICE_SIZE;
@@ -124,29 +126,35 @@ static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
 }
 
 /* A run of `slices` free slices from the heap's segments or a new one.  align_slices 0:
- * anywhere; n >= 1: starting at a multiple of n slices of a 4 MiB-aligned segment. */
+ * anywhere; n >= 1: starting at a multiple of n slices of a 4 MiB-aligned segment.
+ * Dirty slices come first: they are still resident, so reusing them costs no page fault
+ * and no new RSS.  Large blocks come from the top, class pages from the bottom, and class
+ * pages avoid a freed large block's slices while there is other room: a second free of
+ * that block then still finds free slices and is reported. */
 page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool large)
 {
-    for (int round = 0; round < 2; round++) {
+    uint64_t aligned = ALL_SLICES;
+    if (align_slices > 1) {
+        aligned = 0;
+        for (size_t i = 0; i < 64; i += align_slices)
+            aligned |= 1ull << i;
+    }
+    /* rounds: dirty slices, any free slice, a new segment, then (class pages, out of
+     * memory) a freed large block's slices */
+    for (int round = 0; round < 4; round++) {
+        if (round == 2 && !segment_new(h) && large)
+            return NULL;
         for (segment_t *seg = h->segments; seg; seg = seg->heap_next) {
             if (align_slices && seg->kind == SEGMENT_DONATED)
                 continue;   /* donated slices are only OS-page aligned */
-            uint64_t starts = runs_of(seg->free_mask, slices);   /* zeros shift in: runs end inside */
-            if (align_slices > 1) {
-                uint64_t aligned = 0;
-                for (size_t i = 0; i < 64; i += align_slices)
-                    aligned |= 1ull << i;
-                starts &= aligned;
-            }
-            /* large blocks from the top, class pages from the bottom: a freed large
-             * block's slices are not at once reused by small pages (which keeps
-             * fragmentation down and a double free of it detectable) */
+            uint64_t usable = seg->free_mask & (round == 0 ? seg->dirty_mask : ALL_SLICES);
+            if (!large && round < 3)
+                usable &= ~seg->large_freed_mask;
+            uint64_t starts = runs_of(usable, slices) & aligned;   /* zeros shift in: runs end inside */
             if (starts)
                 return segment_take_slices(seg, large ? 63u - (size_t)__builtin_clzll(starts)
                                                       : (size_t)__builtin_ctzll(starts), slices);
         }
-        if (round == 0 && !segment_new(h))
-            return NULL;
     }
     return NULL;
 }
@@ -155,6 +163,7 @@ void segment_free_span(page_t *pg)
 {
     segment_t *seg = segment_of(pg->start);
     size_t i = (size_t)(pg->start - seg->base) >> SLICE_SHIFT, count = pg->slice_count;
+    bool large = pg->bin == BIN_LARGE;
     for (size_t k = 0; k < count; k++) {
         page_t *d = &seg->pages[i + k];
         atomic_store_explicit(&d->heap, NULL, memory_order_relaxed);
@@ -164,6 +173,8 @@ void segment_free_span(page_t *pg)
         d->free = NULL;
     }
     uint64_t run = run_mask(i, count);
+    if (large)
+        seg->large_freed_mask |= run;
     if (seg->dirty_mask == 0) {
         seg->dirty_since_ms = os_now_ms();
         if (atomic_load_explicit(&seg->heap->dirty_since_ms, memory_order_relaxed) == 0)
