@@ -182,6 +182,15 @@ void segment_free_span(page_t *pg)
     }
     seg->free_mask |= run;
     seg->dirty_mask |= run;
+    /* A heap keeps one empty segment for its next pages; one more that empties goes back
+     * to the OS now, as a shrinking heap's memory should (and _heapmin then has less to do). */
+    if (seg->kind == SEGMENT_NORMAL && segment_is_empty(seg)) {
+        for (segment_t *other = seg->heap->segments; other; other = other->heap_next)
+            if (other != seg && other->kind == SEGMENT_NORMAL && segment_is_empty(other)) {
+                stats_note_released(segment_release_if_empty(seg));
+                break;
+            }
+    }
 }
 
 /* Release free slices that have been dirty since before `older_than_ms` (0: all). */
