@@ -100,20 +100,28 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
 enum segment_kind { SEGMENT_NORMAL = 1, SEGMENT_HUGE = 2, SEGMENT_DONATED = 3 };
 
 typedef struct segment {
-    uint64_t cookie;          /* address ^ secret: _heapchk spots a damaged header */
-    uint8_t *base;            /* slice 0 (the segment itself, or the donated memory) */
-    size_t map_size;          /* bytes mapped (huge) or donated */
-    struct segment *reg_next, *reg_prev;    /* registry, address order */
-    struct segment *heap_next, *heap_prev;  /* owner's segments */
-    struct heap *heap;        /* owner */
-    uint8_t kind;
-    uint8_t slice_count;      /* slices that exist (64, 2 for huge, fewer when donated) */
-    uint8_t first_slice;      /* slices before it hold the header */
-    uint64_t free_mask;       /* bit i: slice i is free */
-    uint64_t dirty_mask;      /* free slices that may still be resident */
-    uint64_t large_freed_mask;  /* free slices a large block left: class pages avoid them */
-    uint64_t dirty_since_ms;  /* when dirty_mask last became non-empty */
-    page_t pages[SEGMENT_SLICES];
+    union {
+        /* Slice 0 holds the header, so its descriptor pages[0] is never a page: the
+         * segment's own fields live in its place and the header is 8 KiB, two OS pages. */
+        struct {
+            uint64_t cookie;          /* address ^ secret: _heapchk spots a damaged header */
+            uint8_t *base;            /* slice 0 (a donated segment's lies before its memory) */
+            size_t map_size;          /* bytes from base: mapped (huge) or donated + slice 0 */
+            struct segment *reg_next, *reg_prev;    /* registry, address order */
+            struct segment *heap_next, *heap_prev;  /* owner's segments */
+            uint64_t page_guard;      /* always 0: lies under pages[0].bin and .slice_offset, so a
+                                         pointer into the header reads as a free slice */
+            struct heap *heap;        /* owner */
+            uint64_t free_mask;       /* bit i: slice i is free */
+            uint64_t dirty_mask;      /* free slices that may still be resident */
+            uint64_t large_freed_mask;  /* free slices a large block left: class pages avoid them */
+            uint64_t dirty_since_ms;  /* when dirty_mask last became non-empty */
+            uint8_t kind;
+            uint8_t slice_count;      /* slices that exist (64, 2 for huge, fewer when donated) */
+            uint8_t first_slice;      /* slices before it hold the header (always 1) */
+        };
+        page_t pages[SEGMENT_SLICES];
+    };
 } segment_t;
 
 typedef struct page_queue { page_t *first, *last; } page_queue_t;
@@ -134,7 +142,15 @@ typedef struct heap {
 } heap_t;
 
 _Static_assert(SEGMENT_SLICES == 64, "slice masks are uint64_t");
-_Static_assert(sizeof(segment_t) < SLICE_SIZE, "segment header fits in slice 0");
+_Static_assert(sizeof(segment_t) == 2 * OS_PAGE_SIZE, "segment header: two OS pages");
+_Static_assert(offsetof(segment_t, page_guard) == offsetof(page_t, bin) &&
+               offsetof(page_t, slice_offset) < offsetof(page_t, bin) + sizeof(uint64_t) &&
+               offsetof(segment_t, first_slice) < sizeof(page_t), "header fields fill pages[0] only");
+/* The first byte of the segment's own slices (a donated segment's slice 0 is not its). */
+static inline uint8_t *segment_first_byte(const struct segment *seg)
+{
+    return seg->base + (size_t)seg->first_slice * SLICE_SIZE;
+}
 _Static_assert(LARGE_MAX < SEGMENT_SIZE - SLICE_SIZE, "large blocks fit in one segment");
 
 /* ---- globals (heap.c) ---- */
@@ -185,6 +201,7 @@ static inline bool side_is_allocated(const page_t *pg, unsigned v)
 /* ---- registry (registry.c) ---- */
 extern uint64_t segment_bitmap[1u << (ADDRESS_BITS - SEGMENT_SHIFT - 6)] INTERNAL;
 #define DONATED_MAX 256
+#define DONATED_CHUNK_MAX (SEGMENT_SIZE - SLICE_SIZE)   /* one donated segment's memory */
 extern _Atomic size_t donated_count INTERNAL;
 segment_t *donated_segment_of(const void *p) INTERNAL;
 void registry_add(segment_t *seg) INTERNAL;
@@ -253,7 +270,7 @@ page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool l
 void segment_free_span(page_t *pg) INTERNAL;
 page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment) INTERNAL;
 void segment_free_huge(segment_t *seg) INTERNAL;
-void segment_init_donated(segment_t *seg, uint8_t *base, size_t size, heap_t *h) INTERNAL;
+void segment_init_donated(segment_t *seg, uint8_t *start, size_t size, heap_t *h) INTERNAL;
 size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *batch) INTERNAL;
 size_t segment_release_if_empty(segment_t *seg) INTERNAL;
 bool segment_is_empty(const segment_t *seg) INTERNAL;

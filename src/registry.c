@@ -43,7 +43,7 @@ segment_t *donated_segment_of(const void *p)
     size_t n = atomic_load_explicit(&donated_count, memory_order_acquire);
     for (size_t i = 0; i < n; i++) {
         segment_t *seg = donated[i];
-        if ((const uint8_t *)p >= seg->base && (const uint8_t *)p < seg->base + seg->map_size)
+        if ((const uint8_t *)p >= segment_first_byte(seg) && (const uint8_t *)p < seg->base + seg->map_size)
             return seg;
     }
     return NULL;
@@ -53,7 +53,7 @@ segment_t *donated_segment_of(const void *p)
 void registry_add(segment_t *seg)
 {
     segment_t **link = &registry_head, *prev = NULL;
-    while (*link && (*link)->base < seg->base) {
+    while (*link && segment_first_byte(*link) < segment_first_byte(seg)) {
         prev = *link;
         link = &(*link)->reg_next;
     }

@@ -85,10 +85,13 @@ static segment_t *segment_new(heap_t *h)
     return seg;
 }
 
-void segment_init_donated(segment_t *seg, uint8_t *base, size_t size, heap_t *h)
+/* Donated memory [start, start + size), size <= DONATED_CHUNK_MAX, becomes slices 1.. of a
+ * segment whose slice 0 (never touched) lies just before it, as a normal segment's
+ * header does: every segment then has the same slice numbering. */
+void segment_init_donated(segment_t *seg, uint8_t *start, size_t size, heap_t *h)
 {
-    size_t slices = (size + SLICE_SIZE - 1) / SLICE_SIZE;
-    segment_header_init(seg, base, size, SEGMENT_DONATED, slices, 0);
+    size_t slices = 1 + (size + SLICE_SIZE - 1) / SLICE_SIZE;
+    segment_header_init(seg, start - SLICE_SIZE, size + SLICE_SIZE, SEGMENT_DONATED, slices, 1);
     seg->dirty_mask = seg->free_mask;   /* donated memory is never known to be zero */
     heap_link_segment(h, seg);
     registry_lock();

@@ -44,10 +44,12 @@ API int crtheap_get_stats(crtheap_stats_t *st)
     for (segment_t *seg = registry_first(); seg; seg = seg->reg_next) {
         st->segments++;
         size_t bytes = seg->kind == SEGMENT_NORMAL ? SEGMENT_SIZE : seg->map_size;
-        if (seg->kind == SEGMENT_DONATED)
+        if (seg->kind == SEGMENT_DONATED) {
+            bytes -= SLICE_SIZE;   /* its slice 0 is not crtheap's */
             st->donated += bytes;
-        else
+        } else {
             st->mapped += bytes;
+        }
         uint64_t clean = seg->free_mask & ~seg->dirty_mask;   /* free and released */
         st->committed += bytes - (size_t)__builtin_popcountll(clean) * SLICE_SIZE;
         if (seg->kind == SEGMENT_HUGE && seg->pages[1].bin == 0)

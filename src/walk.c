@@ -118,7 +118,7 @@ static int entry_after(const segment_t *seg, const uint8_t *p, entry_t *e)
 static segment_t *registry_find(const void *p)
 {
     for (segment_t *seg = registry_first(); seg; seg = seg->reg_next)
-        if ((const uint8_t *)p >= seg->base && (const uint8_t *)p < seg->base + segment_bytes(seg))
+        if ((const uint8_t *)p >= segment_first_byte(seg) && (const uint8_t *)p < seg->base + segment_bytes(seg))
             return seg;
     return NULL;
 }
@@ -328,7 +328,7 @@ API int _heapadd(void *memory, size_t size)
         return -1;
     }
     while (start < end) {
-        size_t chunk = end - start < SEGMENT_SIZE ? end - start : SEGMENT_SIZE;
+        size_t chunk = end - start < DONATED_CHUNK_MAX ? end - start : DONATED_CHUNK_MAX;
         segment_t *seg = meta_alloc(sizeof(segment_t));
         if (!seg || !registry_has_room()) {
             errno = ENOMEM;

@@ -1075,6 +1075,49 @@ START_TEST(t_heapadd_used)
 }
 END_TEST
 
+/* Two donations that touch: each is its own segment, and every block and walk entry
+ * belongs to the one it lies in (a donated segment's slice 0 lies in its neighbour). */
+START_TEST(t_heapadd_adjacent)
+{
+    unsigned char *lo = donate_big, *mid = donate_big + sizeof donate_big / 2, *hi = donate_big + sizeof donate_big;
+    ck_assert_int_eq(_heapadd(lo, (size_t)(mid - lo)), 0);
+    ck_assert_int_eq(_heapadd(mid, (size_t)(hi - mid)), 0);
+    enum { MAX_BLOCKS = 4096, SIZE = 8000 };
+    unsigned char **blocks = scratch(MAX_BLOCKS * sizeof *blocks);
+    size_t n = 0, in_low = 0, in_high = 0;
+    for (; n < MAX_BLOCKS && (in_low == 0 || in_high == 0); n++) {
+        blocks[n] = malloc(SIZE);
+        ck_assert_ptr_nonnull(blocks[n]);
+        stamp(blocks[n], SIZE);
+        in_low += blocks[n] >= lo && blocks[n] < mid;
+        in_high += blocks[n] >= mid && blocks[n] < hi;
+        if (blocks[n] >= lo && blocks[n] < hi)
+            expect(blocks[n] + SIZE <= (blocks[n] < mid ? mid : hi), "block %p crosses its donation's end", (void *)blocks[n]);
+    }
+    expect(in_low > 0 && in_high > 0, "after %zu blocks: %zu in the lower donation, %zu in the upper", n, in_low, in_high);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+    size_t used_entries = 0;
+    _HEAPINFO e = {0};
+    int r;
+    while ((r = _heapwalk(&e)) == _HEAPOK) {
+        unsigned char *a = (unsigned char *)e._pentry;
+        if (a >= lo && a < hi) {
+            expect(a + e._size <= (a < mid ? mid : hi), "entry %p size %zu crosses its donation's end", (void *)a, e._size);
+            used_entries += e._useflag == _USEDENTRY;
+        }
+    }
+    ck_assert_int_eq(r, _HEAPEND);
+    ck_assert_uint_eq(used_entries, in_low + in_high);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_uint_eq(_msize(blocks[i]), SIZE);
+        check_stamp(blocks[i], SIZE);
+        free(blocks[i]);
+    }
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+    ck_assert_int_eq(_heapmin(), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ suite */
 
 static Suite *crt_suite(void)
@@ -1119,6 +1162,7 @@ static Suite *crt_suite(void)
     tcase_add_test(tc, t_heapadd_bad);
     tcase_add_test(tc, t_heapadd_unaligned);
     tcase_add_test(tc, t_heapadd_used);
+    tcase_add_test(tc, t_heapadd_adjacent);
     suite_add_tcase(s, tc);
     return s;
 }
