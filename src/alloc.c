@@ -144,6 +144,12 @@ void *crt_malloc_aligned(size_t n, size_t alignment)
     return malloc_generic(n, alignment);
 }
 
+/* What a freed block passed to `call` is: freeing it again, or using it after its free. */
+static const char *freed_block_problem(const char *call)
+{
+    return strstr(call, "free") ? "double free" : "use after free";
+}
+
 /* The page of a live block p, or a fatal diagnostic naming `call`. */
 page_t *crt_checked_page(const void *p, const char *call, uint32_t *index)
 {
@@ -155,12 +161,12 @@ page_t *crt_checked_page(const void *p, const char *call, uint32_t *index)
     if (unlikely(pg->bin == 0)) {
         /* a freed large block leaves its slices free: its start is a double free */
         bool slice_start = ((uintptr_t)p - (uintptr_t)seg->base) % SLICE_SIZE == 0;
-        fatal_pointer(call, p, slice_start && p != seg->base ? "double free" : "invalid pointer");
+        fatal_pointer(call, p, slice_start && p != seg->base ? freed_block_problem(call) : "invalid pointer");
     }
     if (unlikely(i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (const uint8_t *)p))
         fatal_pointer(call, p, (const void *)p < (const void *)pg->side || pg->bin == BIN_LARGE ? "interior pointer" : "invalid pointer");
     if (unlikely(!side_is_allocated(pg, side_get(pg, i))))
-        fatal_pointer(call, p, "double free");
+        fatal_pointer(call, p, freed_block_problem(call));
     *index = i;
     return pg;
 }

@@ -22,13 +22,15 @@ enum message {
     INVALID_FREE = 1 << 1,
     INTERIOR_FREE = 1 << 2,
     INVALID_REALLOC = 1 << 3,
-    MESSAGE_COUNT = 4
+    REALLOC_AFTER_FREE = 1 << 4,
+    MESSAGE_COUNT = 5
 };
 static const char *const formats[MESSAGE_COUNT] = {
     "crtheap: free(%s): double free",
     "crtheap: free(%s): invalid pointer",
     "crtheap: free(%s): interior pointer",
     "crtheap: realloc(%s): invalid pointer",
+    "crtheap: realloc(%s): use after free",
 };
 
 struct death_case {
@@ -50,6 +52,7 @@ static const struct death_case cases[] = {
     {"free_interior", INTERIOR_FREE},
     {"free_interior_large", INTERIOR_FREE | INVALID_FREE},
     {"realloc_invalid", INVALID_REALLOC},
+    {"realloc_after_free", REALLOC_AFTER_FREE},
     {"free_mmap", INVALID_FREE},
     {"free_mmap_aligned", INVALID_FREE},
 };
