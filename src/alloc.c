@@ -219,8 +219,8 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
     page_t *pg = &seg->pages[(a & SEGMENT_MASK) >> SLICE_SHIFT];   /* base == seg here */
     pg -= pg->slice_offset;
     uint32_t i = page_block_index(pg, p);
-    /* a page in use (bin != 0: capacity > 0), a block start, a live block */
-    if (unlikely(i >= pg->capacity || pg->bin == 0 || pg->start + (size_t)i * pg->block_size != (uint8_t *)p))
+    /* a page in use (a free slice has capacity 0), a block start, a live block */
+    if (unlikely(i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (uint8_t *)p))
         return free_generic(p, call);
     uint8_t *side8 = (uint8_t *)pg->side + i;
     uint16_t *side16 = (uint16_t *)pg->side + i;

@@ -83,7 +83,7 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     _Atomic(struct heap *) heap;  /* owner; read by other threads to route their frees */
     uint32_t used;            /* blocks handed out, including ones queued as remote frees */
     uint32_t capacity;        /* blocks the page holds */
-    uint8_t bin;              /* size class, BIN_LARGE, or 0 for a free slice */
+    uint8_t bin;              /* size class, BIN_LARGE, or 0 for a free slice (capacity 0 too) */
     uint8_t side_wide;        /* side entries are uint16_t */
     uint8_t in_full;          /* taken out of its queue because it had no free block */
     uint8_t slice_count;      /* slices spanned (head descriptor) */
@@ -108,9 +108,11 @@ typedef struct segment {
             uint8_t *base;            /* slice 0 (a donated segment's lies before its memory) */
             size_t map_size;          /* bytes from base: mapped (huge) or donated + slice 0 */
             struct segment *reg_next, *reg_prev;    /* registry, address order */
-            struct segment *heap_next, *heap_prev;  /* owner's segments */
-            uint64_t page_guard;      /* always 0: lies under pages[0].bin and .slice_offset, so a
-                                         pointer into the header reads as a free slice */
+            struct segment *heap_next;              /* owner's segments */
+            uint64_t page_guard[2];   /* always 0: lies under pages[0].capacity, .bin and
+                                         .slice_offset, so a pointer into the header reads as
+                                         a free slice */
+            struct segment *heap_prev;
             struct heap *heap;        /* owner */
             uint64_t free_mask;       /* bit i: slice i is free */
             uint64_t dirty_mask;      /* free slices that may still be resident */
@@ -143,8 +145,8 @@ typedef struct heap {
 
 _Static_assert(SEGMENT_SLICES == 64, "slice masks are uint64_t");
 _Static_assert(sizeof(segment_t) == 2 * OS_PAGE_SIZE, "segment header: two OS pages");
-_Static_assert(offsetof(segment_t, page_guard) == offsetof(page_t, bin) &&
-               offsetof(page_t, slice_offset) < offsetof(page_t, bin) + sizeof(uint64_t) &&
+_Static_assert(offsetof(segment_t, page_guard) <= offsetof(page_t, capacity) &&
+               offsetof(page_t, slice_offset) < offsetof(segment_t, page_guard) + 2 * sizeof(uint64_t) &&
                offsetof(segment_t, first_slice) < sizeof(page_t), "header fields fill pages[0] only");
 /* The first byte of the segment's own slices (a donated segment's slice 0 is not its). */
 static inline uint8_t *segment_first_byte(const struct segment *seg)

@@ -124,6 +124,7 @@ static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
     for (size_t k = 1; k < count; k++) {
         seg->pages[i + k].slice_offset = (uint8_t)k;
         seg->pages[i + k].bin = 0;
+        seg->pages[i + k].capacity = 0;
     }
     return pg;
 }
@@ -171,6 +172,7 @@ void segment_free_span(page_t *pg)
         page_t *d = &seg->pages[i + k];
         atomic_store_explicit(&d->heap, NULL, memory_order_relaxed);
         d->bin = 0;
+        d->capacity = 0;
         d->slice_offset = 0;
         d->slice_count = 0;
         d->free = NULL;
@@ -321,6 +323,7 @@ void segment_free_huge(segment_t *seg)
 {
     page_t *pg = &seg->pages[1];
     pg->bin = 0;
+    pg->capacity = 0;
     atomic_store_explicit(&pg->heap, NULL, memory_order_relaxed);
     seg->free_mask = usable_mask(seg);
     seg->dirty_since_ms = os_now_ms();

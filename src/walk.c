@@ -18,7 +18,7 @@ typedef struct entry {
 
 static bool segment_header_ok(const segment_t *seg)
 {
-    return seg->cookie == ((uintptr_t)seg ^ heap_secret) &&
+    return seg->cookie == ((uintptr_t)seg ^ heap_secret) && seg->page_guard[0] == 0 && seg->page_guard[1] == 0 &&
            (seg->kind == SEGMENT_NORMAL || seg->kind == SEGMENT_HUGE || seg->kind == SEGMENT_DONATED) &&
            seg->slice_count >= 1 && seg->slice_count <= SEGMENT_SLICES && seg->first_slice < seg->slice_count;
 }
@@ -233,8 +233,8 @@ static int check_segment(segment_t *seg)
     for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
         page_t *pg = &seg->pages[i];
         bool is_free = seg->free_mask >> i & 1;
-        if (is_free != (pg->bin == 0 && pg->slice_offset == 0))
-            return _HEAPBADNODE;
+        if (is_free != (pg->bin == 0 && pg->slice_offset == 0) || (is_free && pg->capacity != 0))
+            return _HEAPBADNODE;   /* free's fast path takes capacity 0 for a free slice */
         if (is_free || pg->slice_offset != 0)
             continue;
         for (size_t k = 1; k < pg->slice_count; k++)
