@@ -70,10 +70,11 @@ static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
     n += n == 0;
     if (likely(h != NULL && n <= MEDIUM_MAX)) {
         unsigned bin = bin_of(n);
-        bool entered = heap_try_enter(h);
+        if (unlikely(!heap_try_enter(h)))   /* a claimer may be changing the queues */
+            return malloc_refill_and_leave(h, bin, n);
         page_t *pg = h->queues[bin].first;
         block_t *b = pg->free;
-        if (unlikely(b == NULL || !entered))
+        if (unlikely(b == NULL))
             return malloc_refill_and_leave(h, bin, n);
         void *p = page_pop(pg, b, n);
         heap_leave(h);

@@ -320,7 +320,9 @@ static inline bool heap_try_enter(heap_t *h)
 {
     atomic_store_explicit(&h->busy, 1, memory_order_relaxed);
     compiler_barrier();   /* membarrier on the claimer's side orders this store before the load */
-    return likely(!atomic_load_explicit(&h->claim, memory_order_relaxed));
+    /* acquire: reading the 0 a claimer's unclaim stored, the owner sees what it changed
+     * (free on x86; one ldar on arm64) */
+    return likely(!atomic_load_explicit(&h->claim, memory_order_acquire));
 }
 static inline void heap_enter(heap_t *h)
 {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run-all.sh BIN_DIR [LIBCRTHEAP_SO] — run every test part and print the total.
 #
-# Parts: the Check suites in BIN_DIR (each test in its own process, CK_FORK=yes) and, when
-# the library is given, the real programs under LD_PRELOAD (tests/real-programs.sh).
+# Parts: the Check suites in BIN_DIR (each test in its own process, CK_FORK=yes), the
+# ThreadSanitizer test (tests/run-tsan.sh) and, when the library is given, the real
+# programs under LD_PRELOAD (tests/real-programs.sh).
 # The last line is "N passed, N failed"; the exit status is non-zero if anything failed.
 set -u
 bin=${1:?usage: run-all.sh BIN_DIR [LIBCRTHEAP_SO]}
@@ -47,17 +48,29 @@ for part in test_api test_api_static test_threads test_crt test_trim test_death;
     run_check "$part" "$bin/$part"
 done
 
-if [ -n "$lib" ]; then
-    echo "== real programs under LD_PRELOAD=$lib"
+# A part run by a script that ends with "N passed, N failed".
+run_script() { # name script args...
+    local name=$1 log line
+    shift
     log=$(mktemp)
-    "$here/real-programs.sh" "$lib" 2>&1 | tee "$log"
+    "$@" 2>&1 | tee "$log"
     line=$(tail -n 1 "$log")
     rm -f "$log"
     if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-        tally real-programs "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
+        tally "$name" "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
     else
-        tally real-programs 0 1
+        tally "$name" 0 1
     fi
+}
+
+if [ -x "$bin/tsan_trim" ]; then
+    echo "== _heapmin racing malloc/free under ThreadSanitizer"
+    run_script tsan "$here/run-tsan.sh" "$bin/tsan_trim"
+fi
+
+if [ -n "$lib" ]; then
+    echo "== real programs under LD_PRELOAD=$lib"
+    run_script real-programs "$here/real-programs.sh" "$lib"
 fi
 
 echo "$passed passed, $failed failed"

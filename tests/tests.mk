@@ -6,6 +6,7 @@
 #                     (checks the tests themselves; death tests and crtheap-only contracts fail)
 #   make test-deps    install the Debian packages the tests need (tests/install-deps.sh)
 # CRTHEAP_STRESS_SECONDS=n sets the length of the threaded stress test (default 5).
+#   make tsan         only the ThreadSanitizer test (tests/tsan_trim.c), which make test runs too
 TEST_BIN     ?= build/tests
 # How tests link the allocator; empty links nothing (the system malloc).
 CRTHEAP_LIB  ?= -Lbuild -lcrtheap -Wl,-rpath,$(abspath build)
@@ -17,9 +18,16 @@ TEST_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra $(WERROR) -pthread -Iinclude -It
 TEST_LDLIBS  := $(shell pkg-config --libs check 2>/dev/null) -lpthread
 
 DEATH_PROGRAMS := $(basename $(notdir $(wildcard tests/death/*.c)))
+
+# The ThreadSanitizer test compiles the library sources into the program.  crtheap's
+# standard names are renamed there, so TSan's own malloc stays the process allocator and
+# the test reaches crtheap through the renamed ones.
+TSAN_RENAMED   := malloc free calloc realloc reallocarray posix_memalign aligned_alloc memalign                   valloc pvalloc malloc_usable_size free_sized free_aligned_sized malloc_trim                   mallinfo mallinfo2 malloc_stats malloc_info mallopt __libc_malloc __libc_free                   __libc_calloc __libc_realloc __libc_memalign __libc_valloc __libc_pvalloc
+TSAN_CFLAGS    := -std=gnu11 -O1 -g -fsanitize=thread -Wall -Wextra $(WERROR) -pthread                   -Iinclude -Isrc -Itests $(foreach f,$(TSAN_RENAMED),-D$(f)=crtheap_tsan_$(f))
 TEST_PROGRAMS  := $(TEST_BIN)/test_api $(TEST_BIN)/test_threads $(TEST_BIN)/test_death \
                   $(addprefix $(TEST_BIN)/death/,$(DEATH_PROGRAMS)) \
-                  $(if $(CRTHEAP_LIB),$(TEST_BIN)/test_api_static $(TEST_BIN)/test_crt $(TEST_BIN)/test_trim)
+                  $(if $(CRTHEAP_LIB),$(TEST_BIN)/test_api_static $(TEST_BIN)/test_crt $(TEST_BIN)/test_trim \
+                                      $(TEST_BIN)/tsan_trim)
 
 .PHONY: test test-build test-glibc test-deps
 
@@ -39,6 +47,14 @@ $(TEST_BIN)/test_death: tests/test_death.c tests/tests.mk
 $(TEST_BIN)/death/%: tests/death/%.c tests/death/death.h tests/tests.mk $(TEST_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(CRTHEAP_LIB)
+
+$(TEST_BIN)/tsan_trim: tests/tsan_trim.c tests/common.h tests/tests.mk $(SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TSAN_CFLAGS) $(SRCS) $< -o $@
+
+.PHONY: tsan
+tsan: $(TEST_BIN)/tsan_trim
+	tests/run-tsan.sh $(TEST_BIN)/tsan_trim
 
 test-build: $(TEST_PROGRAMS)
 

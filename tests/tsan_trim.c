@@ -1,9 +1,10 @@
 /* tsan_trim.c — _heapmin racing with threads that allocate and free, for ThreadSanitizer.
  *
- * Not a Check test: build it together with the library sources so TSan sees both sides,
- *   gcc -fsanitize=thread -O1 -g -Iinclude -Isrc src/*.c tests/tsan_trim.c -lpthread
- * and run it.  It exits 0 when every block kept its contents and _heapchk is _HEAPOK;
- * what TSan prints is the point (the library's membarrier handshakes are invisible to it).
+ * Four threads allocate, check and free (a quarter of the frees cross-thread, through a
+ * mailbox) while the main thread calls _heapmin over and over.  `make tsan` builds it
+ * with the library sources under -fsanitize=thread, crtheap's standard names renamed so
+ * that TSan's own malloc stays the process allocator, and runs it: it exits 0 when TSan
+ * reports nothing, every block kept its contents and _heapchk is _HEAPOK.
  * TSAN_TRIM_SECONDS sets the length (default 2). */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -16,9 +17,12 @@
 #include "crtheap.h"
 #include "common.h"
 
-enum { THREADS = 4, SLOTS = 2048 };
+enum { THREADS = 4, SLOTS = 2048, MAILBOXES = 256 };
 
 static atomic_int stop;
+/* Blocks passed between threads: a worker leaves one here and frees what it takes out,
+ * so a quarter of the frees are cross-thread (remote) frees. */
+static void *_Atomic mailbox[MAILBOXES];
 static atomic_size_t bad;
 static atomic_size_t total_ops;
 
@@ -30,6 +34,14 @@ static size_t pick_size(uint64_t *rng)
     if ((r >> 40) % 100 >= 5)
         return 1025 + (r >> 8) % (15 * 1024);
     return 16 * 1024 + (r >> 8) % (240 * 1024);
+}
+
+/* A block from the mailbox: _msize gives its exact size, so its pattern can be checked.
+ * Returns the number of wrong bytes. */
+static size_t check_mailed(const void *p)
+{
+    size_t n = _msize((void *)p);
+    return n - check_all(p, n, block_key(p, n));
 }
 
 static void *worker(void *arg)
@@ -47,7 +59,13 @@ static void *worker(void *arg)
         if (slot[i]) {
             if (check_all(slot[i], size[i], block_key(slot[i], size[i])) != size[i])
                 atomic_fetch_add(&bad, 1);
-            free(slot[i]);
+            void *mine = slot[i];
+            if (rng_next(&rng) % 4 == 0) {   /* swap it for another thread's block */
+                mine = atomic_exchange(&mailbox[rng_next(&rng) % MAILBOXES], mine);
+                if (mine && check_mailed(mine) != 0)
+                    atomic_fetch_add(&bad, 1);
+            }
+            free(mine);
             slot[i] = NULL;
         } else {
             size[i] = pick_size(&rng);
@@ -96,6 +114,12 @@ int main(void)
     atomic_store(&stop, 1);
     for (int i = 0; i < THREADS; i++)
         pthread_join(th[i], NULL);
+    for (size_t i = 0; i < MAILBOXES; i++) {
+        void *p = atomic_load(&mailbox[i]);
+        if (p && check_mailed(p) != 0)
+            atomic_fetch_add(&bad, 1);
+        free(p);
+    }
     int chk = _heapchk();
     printf("tsan_trim: %zu _heapmin calls (%zu failed), %zu malloc/free ops, %zu corrupted, _heapchk %d\n", trims,
            trim_failures, (size_t)atomic_load(&total_ops), (size_t)atomic_load(&bad), chk);
