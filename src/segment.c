@@ -129,12 +129,34 @@ static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
     return pg;
 }
 
+/* The shortest run of set bits in `usable` that holds `slices` (best fit keeps the long
+ * runs for the pages that need them); its length, or 0 when none does.  *start is where
+ * the span goes inside it: at its bottom, or at its top for a large block. */
+static size_t best_fit_run(uint64_t usable, size_t slices, bool large, size_t *start)
+{
+    size_t best = 0;
+    while (usable) {
+        size_t i = (size_t)__builtin_ctzll(usable);
+        uint64_t from_i = usable >> i;
+        size_t n = ~from_i ? (size_t)__builtin_ctzll(~from_i) : 64 - i;
+        if (n >= slices && (best == 0 || n < best || (n == best && large))) {
+            best = n;
+            *start = large ? i + n - slices : i;
+            if (n == slices && !large)
+                break;
+        }
+        usable &= ~run_mask(i, n);
+    }
+    return best;
+}
+
 /* A run of `slices` free slices from the heap's segments or a new one.  align_slices 0:
  * anywhere; n >= 1: starting at a multiple of n slices of a 4 MiB-aligned segment.
  * Dirty slices come first: they are still resident, so reusing them costs no page fault
- * and no new RSS.  Large blocks come from the top, class pages from the bottom, and class
- * pages avoid a freed large block's slices while there is other room: a second free of
- * that block then still finds free slices and is reported. */
+ * and no new RSS.  Among those, the shortest run that fits.  Large blocks come from the
+ * top, class pages from the bottom, and class pages avoid a freed large block's slices
+ * while there is other room: a second free of that block then still finds free slices
+ * and is reported. */
 page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool large)
 {
     uint64_t aligned = ALL_SLICES;
@@ -148,17 +170,32 @@ page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool l
     for (int round = 0; round < 4; round++) {
         if (round == 2 && !segment_new(h) && large)
             return NULL;
+        segment_t *best_seg = NULL;
+        size_t best_len = 0, best_start = 0;
         for (segment_t *seg = h->segments; seg; seg = seg->heap_next) {
             if (align_slices && seg->kind == SEGMENT_DONATED)
                 continue;   /* donated slices are only OS-page aligned */
             uint64_t usable = seg->free_mask & (round == 0 ? seg->dirty_mask : ALL_SLICES);
             if (!large && round < 3)
                 usable &= ~seg->large_freed_mask;
-            uint64_t starts = runs_of(usable, slices) & aligned;   /* zeros shift in: runs end inside */
-            if (starts)
-                return segment_take_slices(seg, large ? 63u - (size_t)__builtin_clzll(starts)
-                                                      : (size_t)__builtin_ctzll(starts), slices);
+            if (align_slices > 1) {   /* rare: the first aligned start will do */
+                uint64_t starts = runs_of(usable, slices) & aligned;   /* zeros shift in: runs end inside */
+                if (starts)
+                    return segment_take_slices(seg, large ? 63u - (size_t)__builtin_clzll(starts)
+                                                          : (size_t)__builtin_ctzll(starts), slices);
+                continue;
+            }
+            size_t start = 0, len = best_fit_run(usable, slices, large, &start);
+            if (len && (best_len == 0 || len < best_len)) {
+                best_seg = seg;
+                best_len = len;
+                best_start = start;
+                if (len == slices)
+                    break;
+            }
         }
+        if (best_seg)
+            return segment_take_slices(best_seg, best_start, slices);
     }
     return NULL;
 }
