@@ -19,7 +19,7 @@ static inline __attribute__((always_inline)) void *page_pop(page_t *pg, block_t 
 {
     /* never follow a free list outside its page; never hand out a live block */
     uint32_t i = page_block_index(pg, b);
-    if (unlikely((uintptr_t)b - (uintptr_t)pg->start >= (uintptr_t)pg->side - (uintptr_t)pg->start))
+    if (unlikely((uintptr_t)b - (uintptr_t)pg->start >= pg->blocks_bytes))
         fatal_pointer("malloc", b, "corrupted free list");
     unsigned requested_code = (unsigned)(pg->block_size - n + 1);
     if (likely(!pg->side_wide)) {
@@ -165,7 +165,7 @@ page_t *crt_checked_page(const void *p, const char *call, uint32_t *index)
         fatal_pointer(call, p, slice_start && p != seg->base ? freed_block_problem(call) : "invalid pointer");
     }
     if (unlikely(i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (const uint8_t *)p))
-        fatal_pointer(call, p, (const void *)p < (const void *)pg->side || pg->bin == BIN_LARGE ? "interior pointer" : "invalid pointer");
+        fatal_pointer(call, p, (const uint8_t *)p < pg->start + pg->blocks_bytes || pg->bin == BIN_LARGE ? "interior pointer" : "invalid pointer");
     if (unlikely(!side_is_allocated(pg, side_get(pg, i))))
         fatal_pointer(call, p, freed_block_problem(call));
     *index = i;

@@ -66,6 +66,8 @@
 #define SIDE8_REMOTE    0xFEu
 #define SIDE16_FREE     0xFFFFu
 #define SIDE16_REMOTE   0xFFFEu
+#define INLINE_SIDE_MAX 16            /* pages of at most this many blocks keep their side
+                                         table in their descriptor (blocks of 4 KiB and up) */
 
 typedef struct block { struct block *next; } block_t;
 
@@ -75,14 +77,16 @@ struct heap;
  * multi-slice page point back to the head with slice_offset. */
 typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shift */
     /* first cache line: what malloc's and free's fast paths read */
-    block_t *free;            /* owner's list of free blocks (address inside [start, side)) */
+    block_t *free;            /* owner's list of free blocks (inside the first blocks_bytes) */
     uint8_t *start;           /* first block; 64 KiB aligned for segment pages */
-    void *side;               /* side table: uint8_t or uint16_t per block */
+    void *side;               /* side table: uint8_t or uint16_t per block (inline_side for
+                                 pages of at most INLINE_SIDE_MAX blocks) */
     uint64_t inv_block_size;  /* ceil(2^40 / block_size): block index by multiply */
     size_t block_size;
     _Atomic(struct heap *) heap;  /* owner; read by other threads to route their frees */
-    uint32_t used;            /* blocks handed out, including ones queued as remote frees */
-    uint32_t capacity;        /* blocks the page holds */
+    uint16_t used;            /* blocks handed out, including ones queued as remote frees */
+    uint16_t capacity;        /* blocks the page holds (at most 4096: 16 B blocks, one slice) */
+    uint32_t blocks_bytes;    /* capacity * block_size: where the blocks end */
     uint8_t bin;              /* size class, BIN_LARGE, or 0 for a free slice (capacity 0 too) */
     uint8_t side_wide;        /* side entries are uint16_t */
     uint8_t in_full;          /* taken out of its queue because it had no free block */
@@ -95,7 +99,10 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint32_t scan;            /* where to look next for unlisted blocks */
     struct page *next, *prev; /* class queue */
     size_t large_requested;   /* requested size of a BIN_LARGE block */
+    /* the side table of a page of few (large) blocks: in the header, no OS page of its own */
+    uint16_t inline_side[INLINE_SIDE_MAX];
 } page_t;
+_Static_assert(sizeof(page_t) == 128, "page descriptors index by shift");
 
 enum segment_kind { SEGMENT_NORMAL = 1, SEGMENT_HUGE = 2, SEGMENT_DONATED = 3 };
 

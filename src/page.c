@@ -1,7 +1,7 @@
 /* page.c — a page's blocks: layout, lazy linking of free blocks, queues, retirement.
  *
  * Layout of a class page: blocks from `start`, then the side table at the end of the
- * span.  Free blocks are linked lazily: a fresh page has every side entry 0 (unlisted)
+ * span (or, for a page of at most INLINE_SIDE_MAX blocks, in its descriptor).  Free blocks are linked lazily: a fresh page has every side entry 0 (unlisted)
  * and page_extend() links a few OS pages' worth at a time, so untouched memory stays
  * untouched.  _heapmin turns free blocks back into unlisted ones when it releases the
  * OS pages under them. */
@@ -14,24 +14,30 @@ void page_init(page_t *pg, unsigned bin)
     size_t area = pg->block_size;    /* segment_take_slices left the span's byte size here */
     size_t bs = bin_block_size(bin);
     size_t width = bs >= WIDE_SIDE_MIN ? 2 : 1;
-    size_t cap = area / (bs + width);
-    size_t side_off = (area - cap * width) & ~(size_t)15;
-    while (cap * bs > side_off) {
-        cap--;
-        side_off = (area - cap * width) & ~(size_t)15;
+    size_t cap = area / bs;
+    if (cap <= INLINE_SIDE_MAX && width == 2) {
+        pg->side = pg->inline_side;   /* few blocks: the table lives in the descriptor */
+    } else {
+        cap = area / (bs + width);
+        size_t side_off = (area - cap * width) & ~(size_t)15;
+        while (cap * bs > side_off) {
+            cap--;
+            side_off = (area - cap * width) & ~(size_t)15;
+        }
+        pg->side = pg->start + side_off;
     }
     pg->bin = (uint8_t)bin;
     pg->block_size = bs;
     pg->inv_block_size = ((uint64_t)1 << 40) / bs + 1;
     pg->side_wide = width == 2;
-    pg->side = pg->start + side_off;
-    pg->capacity = (uint32_t)cap;
+    pg->capacity = (uint16_t)cap;
+    pg->blocks_bytes = (uint32_t)(cap * bs);
     pg->unlisted = (uint32_t)cap;
     pg->scan = 0;
     pg->used = 0;
     pg->free = NULL;
     pg->in_full = 0;
-    if (!pg->fresh)
+    if (!pg->fresh || pg->side == pg->inline_side)
         memset(pg->side, 0, cap * width);
 }
 
@@ -195,10 +201,10 @@ size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch)
     enum { MAX_OS_PAGES = 16 * SLICE_SIZE / OS_PAGE_SIZE };   /* largest class page */
     uint64_t gone[MAX_OS_PAGES / 64] = { 0 };                  /* OS pages released */
     const unsigned free_value = side_free_value(pg);
-    const uintptr_t start = (uintptr_t)pg->start, side = (uintptr_t)pg->side;
+    const uintptr_t start = (uintptr_t)pg->start, blocks_end = start + pg->blocks_bytes;
     size_t released = 0;
     uintptr_t run_start = 0, run_end = 0;
-    for (uintptr_t os = start; os + OS_PAGE_SIZE <= side; os += OS_PAGE_SIZE) {
+    for (uintptr_t os = start; os + OS_PAGE_SIZE <= blocks_end; os += OS_PAGE_SIZE) {
         uint32_t lo = (uint32_t)((os - start) / pg->block_size);
         uint32_t hi = (uint32_t)((os + OS_PAGE_SIZE - 1 - start) / pg->block_size);
         bool all_free = true, any_listed = false;   /* all unlisted: never touched, or gone */
