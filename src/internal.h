@@ -123,11 +123,11 @@ typedef struct segment {
             struct heap *heap;        /* owner */
             uint64_t free_mask;       /* bit i: slice i is free */
             uint64_t dirty_mask;      /* free slices that may still be resident */
-            uint64_t large_freed_mask;  /* free slices a large block left: class pages avoid them */
             uint64_t dirty_since_ms;  /* when dirty_mask last became non-empty */
             uint8_t kind;
             uint8_t slice_count;      /* slices that exist (64, 2 for huge, fewer when donated) */
             uint8_t first_slice;      /* slices before it hold the header (always 1) */
+            bool holds_large;         /* large blocks, or class pages (not both; donated: any) */
         };
         page_t pages[SEGMENT_SLICES];
     };

@@ -68,16 +68,16 @@ static void segment_header_init(segment_t *seg, uint8_t *base, size_t size, enum
     seg->first_slice = (uint8_t)first_slice;
     seg->free_mask = usable_mask(seg);
     seg->dirty_mask = 0;
-    seg->large_freed_mask = 0;
     seg->dirty_since_ms = 0;
 }
 
-static segment_t *segment_new(heap_t *h)
+static segment_t *segment_new(heap_t *h, bool large)
 {
     segment_t *seg = os_map_aligned(SEGMENT_SIZE, SEGMENT_SIZE);
     if (!seg)
         return NULL;
     segment_header_init(seg, (uint8_t *)seg, SEGMENT_SIZE, SEGMENT_NORMAL, SEGMENT_SLICES, 1);
+    seg->holds_large = large;
     heap_link_segment(h, seg);
     registry_lock();
     registry_add(seg);
@@ -114,7 +114,6 @@ static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
     bool fresh = (seg->dirty_mask & run) == 0;
     seg->free_mask &= ~run;
     seg->dirty_mask &= ~run;
-    seg->large_freed_mask &= ~run;
     page_t *pg = &seg->pages[i];
     memset(pg, 0, sizeof *pg);
     pg->start = seg->base + i * SLICE_SIZE;
@@ -152,11 +151,11 @@ static size_t best_fit_run(uint64_t usable, size_t slices, bool large, size_t *s
 
 /* A run of `slices` free slices from the heap's segments or a new one.  align_slices 0:
  * anywhere; n >= 1: starting at a multiple of n slices of a 4 MiB-aligned segment.
- * Dirty slices come first: they are still resident, so reusing them costs no page fault
- * and no new RSS.  Among those, the shortest run that fits.  Large blocks come from the
- * top, class pages from the bottom, and class pages avoid a freed large block's slices
- * while there is other room: a second free of that block then still finds free slices
- * and is reported. */
+ * Class pages and large blocks live in separate segments: small long-lived blocks do not
+ * pin segments full of big freed ones, and a freed large block's slices are never reused
+ * by a class page (a second free of it still finds free slices and is reported).  Dirty
+ * slices come first: they are still resident, so reusing them costs no page fault and no
+ * new RSS.  Among those, the shortest run that fits; large blocks at the top of it. */
 page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool large)
 {
     uint64_t aligned = ALL_SLICES;
@@ -165,24 +164,27 @@ page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool l
         for (size_t i = 0; i < 64; i += align_slices)
             aligned |= 1ull << i;
     }
-    /* rounds: dirty slices, any free slice, a new segment, then (class pages, out of
-     * memory) a freed large block's slices */
-    for (int round = 0; round < 4; round++) {
-        if (round == 2 && !segment_new(h) && large)
+    /* rounds: dirty slices, any free slice, a new segment */
+    for (int round = 0; round < 3; round++) {
+        if (round == 2 && !segment_new(h, large))
             return NULL;
         segment_t *best_seg = NULL;
         size_t best_len = 0, best_start = 0;
         for (segment_t *seg = h->segments; seg; seg = seg->heap_next) {
             if (align_slices && seg->kind == SEGMENT_DONATED)
                 continue;   /* donated slices are only OS-page aligned */
+            /* an empty segment changes side, as a whole run: class pages start at its
+             * bottom, away from a large block freed at its top */
+            if (seg->holds_large != large && seg->kind != SEGMENT_DONATED && (round == 0 || !segment_is_empty(seg)))
+                continue;
             uint64_t usable = seg->free_mask & (round == 0 ? seg->dirty_mask : ALL_SLICES);
-            if (!large && round < 3)
-                usable &= ~seg->large_freed_mask;
             if (align_slices > 1) {   /* rare: the first aligned start will do */
                 uint64_t starts = runs_of(usable, slices) & aligned;   /* zeros shift in: runs end inside */
-                if (starts)
+                if (starts) {
+                    seg->holds_large = large;
                     return segment_take_slices(seg, large ? 63u - (size_t)__builtin_clzll(starts)
                                                           : (size_t)__builtin_ctzll(starts), slices);
+                }
                 continue;
             }
             size_t start = 0, len = best_fit_run(usable, slices, large, &start);
@@ -194,8 +196,10 @@ page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool l
                     break;
             }
         }
-        if (best_seg)
+        if (best_seg) {
+            best_seg->holds_large = large;
             return segment_take_slices(best_seg, best_start, slices);
+        }
     }
     return NULL;
 }
@@ -204,7 +208,6 @@ void segment_free_span(page_t *pg)
 {
     segment_t *seg = segment_of(pg->start);
     size_t i = (size_t)(pg->start - seg->base) >> SLICE_SHIFT, count = pg->slice_count;
-    bool large = pg->bin == BIN_LARGE;
     for (size_t k = 0; k < count; k++) {
         page_t *d = &seg->pages[i + k];
         atomic_store_explicit(&d->heap, NULL, memory_order_relaxed);
@@ -215,8 +218,6 @@ void segment_free_span(page_t *pg)
         d->free = NULL;
     }
     uint64_t run = run_mask(i, count);
-    if (large)
-        seg->large_freed_mask |= run;
     if (seg->dirty_mask == 0) {
         seg->dirty_since_ms = os_now_ms();
         if (atomic_load_explicit(&seg->heap->dirty_since_ms, memory_order_relaxed) == 0)
