@@ -335,10 +335,11 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
         if (!seg)
             return NULL;
         segment_header_init(seg, (uint8_t *)seg, map_size, SEGMENT_HUGE, 2, 1);
-        /* every slice descriptor past the header leads to the block's (free's fast path
-         * indexes by the address alone) */
-        for (size_t i = 2; i < SEGMENT_SLICES; i++)
-            seg->pages[i].slice_offset = (uint8_t)(i - 1);
+        /* only pages[1] describes the block: free's fast path finds a zero descriptor
+         * anywhere else and hands over to the generic path, whose segment_page_of maps
+         * every address of a huge segment to pages[1] (and a huge block has no owner, so
+         * its free takes the generic path anyway); the header's second OS page stays
+         * untouched */
         huge_page_init(seg, offset);
         registry_lock();
         registry_add(seg);

@@ -51,6 +51,7 @@ static const struct death_case cases[] = {
     {"free_global", INVALID_FREE},
     {"free_interior", INTERIOR_FREE},
     {"free_interior_large", INTERIOR_FREE | INVALID_FREE},
+    {"free_interior_huge", INTERIOR_FREE},
     {"realloc_invalid", INVALID_REALLOC},
     {"realloc_after_free", REALLOC_AFTER_FREE},
     {"free_mmap", INVALID_FREE},
