@@ -19,6 +19,7 @@
 
 #include "crtheap.h"
 #include "common.h"
+#include "race.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
@@ -68,23 +69,12 @@ static void set_init(blockset_t *s, size_t cap)
 }
 
 /* Mostly small sizes (16..1024), some medium (up to 16 KiB), few up to 256 KiB. */
-static size_t mixed_size(uint64_t *rng)
-{
-    uint64_t r = rng_next(rng);
-    unsigned k = r % 100;
-    if (k < 90)
-        return 16 + (r >> 8) % 1009;
-    if ((r >> 40) % 100 >= 5)
-        return 1025 + (r >> 8) % (15 * 1024);
-    return 16 * KiB + (r >> 8) % (240 * KiB);
-}
-
 /* Allocate mixed blocks until `total` bytes; each is written in full (pattern). */
 static int set_fill(blockset_t *s, size_t total, uint64_t seed)
 {
     uint64_t rng = seed | 1;
     while (s->bytes < total && s->count < s->cap) {
-        size_t n = mixed_size(&rng);
+        size_t n = mixed_block_size(&rng);
         unsigned char *p = malloc(n);
         if (!p)
             return -1;
@@ -410,74 +400,12 @@ END_TEST
 
 /* ------------------------------------------------------------------ _heapmin racing */
 
-static atomic_int race_stop;
-static atomic_size_t race_bad;
-static atomic_size_t race_ops;
-
-static void *race_worker(void *arg)
-{
-    uint64_t rng = (uintptr_t)arg * 0x9e3779b97f4a7c15ull + 3;
-    enum { SLOTS = 4096 };
-    unsigned char **slot = calloc(SLOTS, sizeof *slot);
-    size_t *size = calloc(SLOTS, sizeof *size);
-    if (!slot || !size) {
-        atomic_fetch_add(&race_bad, 1);
-        return NULL;
-    }
-    size_t ops = 0;
-    while (!atomic_load_explicit(&race_stop, memory_order_relaxed)) {
-        size_t i = rng_next(&rng) % SLOTS;
-        if (slot[i]) {
-            if (check_all(slot[i], size[i], block_key(slot[i], size[i])) != size[i])
-                atomic_fetch_add(&race_bad, 1);
-            free(slot[i]);
-            slot[i] = NULL;
-        } else {
-            size[i] = mixed_size(&rng);
-            slot[i] = malloc(size[i]);
-            if (!slot[i]) {
-                atomic_fetch_add(&race_bad, 1);
-                continue;
-            }
-            fill_all(slot[i], size[i], block_key(slot[i], size[i]));
-        }
-        ops++;
-    }
-    for (size_t i = 0; i < SLOTS; i++)
-        if (slot[i]) {
-            if (check_all(slot[i], size[i], block_key(slot[i], size[i])) != size[i])
-                atomic_fetch_add(&race_bad, 1);
-            free(slot[i]);
-        }
-    free(slot);
-    free(size);
-    atomic_fetch_add(&race_ops, ops);
-    return NULL;
-}
-
 START_TEST(t_heapmin_race)
 {
-    enum { T = 4 };
-    pthread_t th[T];
-    atomic_store(&race_stop, 0);
-    for (uintptr_t i = 0; i < T; i++)
-        ck_assert_int_eq(pthread_create(&th[i], NULL, race_worker, (void *)(i + 1)), 0);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    size_t trims = 0;
-    int failures = 0;
-    do {
-        if (_heapmin() != 0)
-            failures++;
-        trims++;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-    } while ((t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) < 2000000000L);
-    atomic_store(&race_stop, 1);
-    for (int i = 0; i < T; i++)
-        pthread_join(th[i], NULL);
-    fprintf(stderr, "race: %zu _heapmin calls, %zu malloc/free ops\n", trims, (size_t)atomic_load(&race_ops));
-    ck_assert_int_eq(failures, 0);
-    ck_assert_uint_eq(atomic_load(&race_bad), 0);
+    race_result_t r = race_heapmin(4, 2.0);
+    fprintf(stderr, "race: %zu _heapmin calls, %zu malloc/free ops\n", r.trims, r.ops);
+    ck_assert_uint_eq(r.trim_failures, 0);
+    ck_assert_uint_eq(r.bad, 0);
     ck_assert_int_eq(_heapchk(), _HEAPOK);
     ck_assert_int_eq(_heapmin(), 0);
     ck_assert_int_eq(_heapchk(), _HEAPOK);

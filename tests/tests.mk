@@ -31,7 +31,7 @@ TEST_PROGRAMS  := $(TEST_BIN)/test_api $(TEST_BIN)/test_threads $(TEST_BIN)/test
 
 .PHONY: test test-build test-glibc test-deps
 
-$(TEST_BIN)/test_%: tests/test_%.c tests/common.h tests/tests.mk $(TEST_LIBDEPS)
+$(TEST_BIN)/test_%: tests/test_%.c tests/common.h tests/race.h tests/tests.mk $(TEST_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(CRTHEAP_LIB) $(TEST_LDLIBS)
 
@@ -48,7 +48,7 @@ $(TEST_BIN)/death/%: tests/death/%.c tests/death/death.h tests/tests.mk $(TEST_L
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(CRTHEAP_LIB)
 
-$(TEST_BIN)/tsan_trim: tests/tsan_trim.c tests/common.h tests/tests.mk $(SRCS) $(HDRS)
+$(TEST_BIN)/tsan_trim: tests/tsan_trim.c tests/common.h tests/race.h tests/tests.mk $(SRCS) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TSAN_CFLAGS) $(SRCS) $< -o $@
 
