@@ -199,6 +199,40 @@ typedef struct bench_share {
     uint64_t steps;
 } bench_share;
 
+/* Churn over a working set: fill `working_set` slots with blocks of size_of() bytes, then
+ * for each step free a random slot's block (after checking it) and put a new one there;
+ * finally check and free them all.  `name` labels a damaged block. */
+static inline void bench_churn(const bench_share *w, size_t working_set, uint64_t seed,
+                               size_t (*size_of)(bench_rng *), const char *name)
+{
+    bench_rng rng = bench_rng_seeded(seed);
+    void **blocks = bench_xmalloc(sizeof *blocks * working_set);
+    size_t *sizes = bench_xmalloc(sizeof *sizes * working_set);
+    uint64_t *tags = bench_xmalloc(sizeof *tags * working_set);
+    for (size_t i = 0; i < working_set; i++) {
+        sizes[i] = size_of(&rng);
+        tags[i] = i;
+        blocks[i] = bench_xmalloc(sizes[i]);
+        pattern_fill(blocks[i], sizes[i], tags[i]);
+    }
+    for (uint64_t step = 0; step < w->steps; step++) {
+        size_t slot = (size_t)(bench_rng_next(&rng) % working_set);
+        pattern_check(blocks[slot], sizes[slot], tags[slot], name);
+        free(blocks[slot]);
+        sizes[slot] = size_of(&rng);
+        tags[slot] = step + working_set;
+        blocks[slot] = bench_xmalloc(sizes[slot]);
+        pattern_fill(blocks[slot], sizes[slot], tags[slot]);
+    }
+    for (size_t i = 0; i < working_set; i++) {
+        pattern_check(blocks[i], sizes[i], tags[i], name);
+        free(blocks[i]);
+    }
+    free(blocks);
+    free(sizes);
+    free(tags);
+}
+
 /* The main() of a workload split evenly over threads: parse the arguments, give each
  * thread its share of base_steps (scaled), run them, report the elapsed time. */
 static inline int bench_main_shared(int argc, char **argv, uint64_t base_steps, bench_thread_fn fn)

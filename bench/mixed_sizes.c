@@ -16,32 +16,7 @@ static size_t mixed_size(bench_rng *rng)
 static void *mixed_sizes_worker(void *arg)
 {
     const bench_share *w = arg;
-    bench_rng rng = bench_rng_seeded((uint64_t)w->id + 101);
-    void **blocks = bench_xmalloc(sizeof *blocks * WORKING_SET);
-    size_t *sizes = bench_xmalloc(sizeof *sizes * WORKING_SET);
-    uint64_t *tags = bench_xmalloc(sizeof *tags * WORKING_SET);
-    for (size_t i = 0; i < WORKING_SET; i++) {
-        sizes[i] = mixed_size(&rng);
-        tags[i] = i;
-        blocks[i] = bench_xmalloc(sizes[i]);
-        pattern_fill(blocks[i], sizes[i], tags[i]);
-    }
-    for (uint64_t step = 0; step < w->steps; step++) {
-        size_t slot = (size_t)(bench_rng_next(&rng) % WORKING_SET);
-        pattern_check(blocks[slot], sizes[slot], tags[slot], "mixed_sizes");
-        free(blocks[slot]);
-        sizes[slot] = mixed_size(&rng);
-        tags[slot] = step + WORKING_SET;
-        blocks[slot] = bench_xmalloc(sizes[slot]);
-        pattern_fill(blocks[slot], sizes[slot], tags[slot]);
-    }
-    for (size_t i = 0; i < WORKING_SET; i++) {
-        pattern_check(blocks[i], sizes[i], tags[i], "mixed_sizes");
-        free(blocks[i]);
-    }
-    free(blocks);
-    free(sizes);
-    free(tags);
+    bench_churn(w, WORKING_SET, (uint64_t)w->id + 101, mixed_size, "mixed_sizes");
     return NULL;
 }
 
