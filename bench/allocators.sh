@@ -54,6 +54,26 @@ machine_description() {
     done
 }
 
+# awk functions for the scripts that summarise raw.tsv-style runs (one row per run, key
+# "workload<TAB>allocator"): median() of a space-separated list, and run_ok(), which
+# records the key in order[]/state[] and says whether the row is a successful run
+# (status "0"; "missing" and "failed:N" mark the key, "skipped" rows are ignored).
+# shellcheck disable=SC2016,SC2034 # awk source, not shell; used by the scripts that source this
+AWK_RUN_SUMMARY='
+function median(list,    n, v, i, j, t) {
+    n = split(list, v, " ")
+    for (i = 2; i <= n; i++)
+        for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function run_ok(key, status) {
+    if (!(key in state)) { order[++keys] = key; state[key] = "ok" }
+    if (status == "missing") state[key] = "missing"
+    else if (status != "0" && status != "skipped" && state[key] == "ok") state[key] = "failed:" status
+    return status == "0"
+}
+'
+
 # One colour per allocator, the same in every chart.
 alloc_color() {
     case "$1" in

@@ -98,22 +98,9 @@ done
 # ---- summary: medians per workload and allocator ----
 # summary.tsv: workload allocator median_wall median_rss_kib state(ok|failed:status|missing)
 SUMMARY=$RESULTS/summary.tsv
-awk -F'\t' '
-function median(list,    n, v, i, j, t) {
-    n = split(list, v, " ")
-    for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
+awk -F'\t' "$AWK_RUN_SUMMARY"'
 NR == 1 { next }
-{
-    key = $1 "\t" $2
-    if (!(key in state)) { order[++keys] = key; state[key] = "ok" }
-    if ($6 == "missing") state[key] = "missing"
-    else if ($6 == "skipped") next
-    else if ($6 != "0") { if (state[key] == "ok") state[key] = "failed:" $6 }
-    else { walls[key] = walls[key] " " $4; rsss[key] = rsss[key] " " $5 }
-}
+run_ok($1 "\t" $2, $6) { key = $1 "\t" $2; walls[key] = walls[key] " " $4; rsss[key] = rsss[key] " " $5 }
 END {
     for (k = 1; k <= keys; k++) {
         key = order[k]

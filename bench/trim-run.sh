@@ -86,23 +86,13 @@ done
 # summary: workload allocator state median_after_per_live median_before_per_live median_ms call live
 #          median_touched_per_live
 SUMMARY=$RESULTS/trim-summary.tsv
-awk -F'\t' '
-function median(list,    n, v, i, j, t) {
-    n = split(list, v, " ")
-    for (i = 2; i <= n; i++)
-        for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
-    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
+awk -F'\t' "$AWK_RUN_SUMMARY"'
 NR == 1 { next }
-{
+run_ok($1 "\t" $2, $4) {
     key = $1 "\t" $2
-    if (!(key in state)) { order[++keys] = key; state[key] = "ok" }
-    if ($4 == "missing") state[key] = "missing"
-    else if ($4 == "skipped") next
-    else if ($4 != "0") { if (state[key] == "ok") state[key] = "failed:" $4 }
-    else { after[key] = after[key] " " $9; before[key] = before[key] " " $8
-           ms[key] = ms[key] " " $10; call[key] = $11; live[key] = $5
-           touched[key] = touched[key] " " $12 }
+    after[key] = after[key] " " $9; before[key] = before[key] " " $8
+    ms[key] = ms[key] " " $10; call[key] = $11; live[key] = $5
+    touched[key] = touched[key] " " $12
 }
 END {
     for (k = 1; k <= keys; k++) {
