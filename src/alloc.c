@@ -229,7 +229,7 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
     if (unlikely(wide ? (uint16_t)(*side16 - 1) >= SIDE16_REMOTE - 1 : (uint8_t)(*side8 - 1) >= SIDE8_REMOTE - 1))
         return free_generic(p, call);   /* reports the double free */
     heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
-    if (owner != h) {   /* also when this thread has no heap (it never allocated) */
+    if (owner != h || unlikely(h == NULL)) {   /* another thread's, or this one has no heap */
         if (unlikely(owner == NULL))
             return free_generic(p, call);   /* a huge block: no owner */
         if (wide)   /* another thread's block: mark it queued, one push onto its heap */

@@ -442,6 +442,33 @@ START_TEST(t_producer_consumer)
 }
 END_TEST
 
+/* A thread that never allocates (so it has no heap) frees blocks of every kind that
+ * another thread allocated: small, medium, large, huge, aligned. */
+enum { HEAPLESS_BLOCKS = 6 };
+
+static void *free_without_heap(void *arg)
+{
+    unsigned char **blocks = arg;
+    for (int i = 0; i < HEAPLESS_BLOCKS; i++)
+        verify_free(blocks[i], "free from a thread without a heap");
+    return NULL;
+}
+
+START_TEST(t_free_from_heapless_thread)
+{
+    static const size_t sizes[HEAPLESS_BLOCKS] = { 24, 3000, 40000, (size_t)1 << 20, (size_t)8 << 20, 5000 };
+    unsigned char *blocks[HEAPLESS_BLOCKS];
+    for (int i = 0; i < HEAPLESS_BLOCKS; i++) {
+        blocks[i] = i == HEAPLESS_BLOCKS - 1 ? aligned_alloc(4096, sizes[i]) : malloc(sizes[i]);
+        ck_assert_ptr_nonnull(blocks[i]);
+        stamp(blocks[i], sizes[i]);
+    }
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_without_heap, blocks), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+END_TEST
+
 static void add_case(Suite *s, const char *name, const TTest *test, int timeout_s)
 {
     TCase *tc = tcase_create(name);
@@ -458,6 +485,7 @@ int main(void)
     add_case(s, "churn", t_thread_churn, 60);
     add_case(s, "crowd", t_many_threads_alive, 30);
     add_case(s, "producer", t_producer_consumer, 30);
+    add_case(s, "heapless", t_free_from_heapless_thread, 30);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
