@@ -1,8 +1,9 @@
 /* page.c — a page's blocks: layout, lazy linking of free blocks, queues, retirement.
  *
  * Layout of a class page: blocks from `start`, then the side table at the end of the
- * span (or, for a page of at most INLINE_SIDE_MAX blocks, in its descriptor).  Free blocks are linked lazily: a fresh page has every side entry 0 (unlisted)
- * and page_extend() links a few OS pages' worth at a time, so untouched memory stays
+ * span (or, for a page of at most INLINE_SIDE_MAX blocks, in its descriptor).  Free
+ * blocks are linked lazily: a fresh page has every side entry 0 (unlisted) and
+ * page_extend() links a few OS pages' worth at a time, so untouched memory stays
  * untouched.  _heapmin turns free blocks back into unlisted ones when it releases the
  * OS pages under them. */
 #include "internal.h"
@@ -37,7 +38,7 @@ void page_init(page_t *pg, unsigned bin)
     pg->used = 0;
     pg->free = NULL;
     pg->in_full = 0;
-    if (!pg->fresh || pg->side == pg->inline_side)
+    if (!pg->fresh)   /* an inline table is zero already: segment_take_slices cleared it */
         memset(pg->side, 0, cap * width);
 }
 

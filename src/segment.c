@@ -123,7 +123,6 @@ static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
     for (size_t k = 1; k < count; k++) {
         seg->pages[i + k].slice_offset = (uint8_t)k;
         seg->pages[i + k].bin = 0;
-        seg->pages[i + k].capacity = 0;
     }
     return pg;
 }

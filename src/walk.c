@@ -40,7 +40,7 @@ static bool page_geometry_ok(const segment_t *seg, const page_t *pg)
         return pg->capacity == 1 && bs <= hi - start && pg->side == &pg->large_side;
     size_t width = pg->side_wide ? 2 : 1;
     if (pg->bin >= BIN_COUNT || bs != bin_block_size(pg->bin) || pg->blocks_bytes != (size_t)pg->capacity * bs ||
-        start + pg->blocks_bytes > start + (size_t)pg->slice_count * SLICE_SIZE || start + pg->blocks_bytes > hi)
+        pg->blocks_bytes > (size_t)pg->slice_count * SLICE_SIZE || pg->blocks_bytes > hi - start)
         return false;
     if (pg->side == pg->inline_side)
         return pg->capacity <= INLINE_SIDE_MAX && width == 2;
