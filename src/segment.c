@@ -108,10 +108,14 @@ static size_t slice_bytes(const segment_t *seg, size_t i, size_t count)
     return end - i * SLICE_SIZE;
 }
 
+static void huge_cache_cool(void);
+
 static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
 {
     uint64_t run = run_mask(i, count);
     bool fresh = (seg->dirty_mask & run) == 0;
+    if ((seg->dirty_mask & run) != run)
+        huge_cache_cool();   /* slices that fault in: no hot huge block may stay resident */
     seg->free_mask &= ~run;
     seg->dirty_mask &= ~run;
     page_t *pg = &seg->pages[i];
@@ -269,11 +273,19 @@ size_t segment_release_if_empty(segment_t *seg)
     return SEGMENT_SIZE;
 }
 
-/* ---- huge blocks: a segment each, freed ones cached for reuse ---- */
+/* ---- huge blocks: a segment each, freed ones cached for reuse ----
+ *
+ * A freed huge block stays mapped and resident ("hot", dirty_mask set) for the purge
+ * delay, up to the huge cache limit: reusing it costs a memset, not a page fault per
+ * page.  Invariant: RSS does not grow while a hot block exists.  Before crtheap maps a
+ * huge block or hands out slices that are not resident, it releases the pages of every
+ * hot block (they stay cached, cold and zero), so freed blocks never add to a peak.  The
+ * purger unmaps blocks cached longer than the purge delay, _heapmin all of them. */
 
 static pthread_mutex_t huge_mutex = PTHREAD_MUTEX_INITIALIZER;
 static segment_t *huge_cache;          /* linked through heap_next */
 static _Atomic size_t huge_cached_bytes;   /* changed under huge_mutex, read without */
+static _Atomic bool huge_cache_hot;        /* some cached block is resident; set under huge_mutex */
 
 static size_t huge_block_offset(size_t alignment)
 {
@@ -286,6 +298,30 @@ static void huge_page_init(segment_t *seg, size_t offset)
     memset(pg, 0, sizeof *pg);
     pg->start = (uint8_t *)seg + offset;
     pg->block_size = seg->map_size - offset;
+}
+
+/* Release the pages of every hot cached block; called with huge_mutex held. */
+static void huge_cache_cool_locked(void)
+{
+    bool hot = false;
+    for (segment_t *s = huge_cache; s; s = s->heap_next)
+        if (s->dirty_mask) {
+            if (os_release(s->pages[1].start, s->pages[1].block_size) == 0)
+                s->dirty_mask = 0;
+            else
+                hot = true;   /* the kernel refused; the purger unmaps it in time */
+        }
+    atomic_store_explicit(&huge_cache_hot, hot, memory_order_relaxed);
+}
+
+/* Called before RSS grows (see the invariant above); costs one load when nothing is hot. */
+static void huge_cache_cool(void)
+{
+    if (!atomic_load_explicit(&huge_cache_hot, memory_order_relaxed))
+        return;
+    pthread_mutex_lock(&huge_mutex);
+    huge_cache_cool_locked();
+    pthread_mutex_unlock(&huge_mutex);
 }
 
 static segment_t *huge_cache_take(size_t map_size, size_t alignment, size_t offset)
@@ -304,6 +340,8 @@ static segment_t *huge_cache_take(size_t map_size, size_t alignment, size_t offs
     if (best) {
         *best_link = best->heap_next;
         huge_cached_bytes -= best->map_size;
+    } else {
+        huge_cache_cool_locked();   /* a new mapping follows */
     }
     pthread_mutex_unlock(&huge_mutex);
     if (best && best->map_size > map_size) {
@@ -324,7 +362,7 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
     map_size += offset;
     size_t seg_align = alignment > SEGMENT_SIZE ? alignment : SEGMENT_SIZE;
     segment_t *seg = huge_cache_take(map_size, seg_align, offset);
-    bool fresh = true;   /* new, or cached with its pages released */
+    bool fresh = !seg || seg->dirty_mask == 0;   /* new, or cached with its pages released */
     if (!seg) {
         if (offset >= SEGMENT_SIZE && !registry_has_room()) {
             errno = ENOMEM;
@@ -345,6 +383,7 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
         registry_unlock();
     }
     seg->free_mask = 0;
+    seg->dirty_mask = 0;
     seg->heap = h;
     huge_page_init(seg, offset);
     seg->pages[1].fresh = fresh;
@@ -366,12 +405,10 @@ void segment_free_huge(segment_t *seg)
     seg->free_mask = usable_mask(seg);
     seg->dirty_since_ms = os_now_ms();
     size_t limit = option_huge_cache_mb < 0 ? 0 : (size_t)option_huge_cache_mb << 20;
-    /* cached blocks keep their mapping but not their pages: no resident cost, and the
-     * next user gets zeroed memory (calloc skips its memset) */
-    bool cache = huge_cached_bytes + seg->map_size <= limit &&
-                 os_release(pg->start, seg->map_size - (size_t)(pg->start - (uint8_t *)seg)) == 0;
     pthread_mutex_lock(&huge_mutex);
-    if (cache && huge_cached_bytes + seg->map_size <= limit) {
+    if (huge_cached_bytes + seg->map_size <= limit) {
+        seg->dirty_mask = seg->free_mask;   /* hot: resident until reused, cooled or purged */
+        atomic_store_explicit(&huge_cache_hot, true, memory_order_relaxed);
         seg->heap_next = huge_cache;
         huge_cache = seg;
         huge_cached_bytes += seg->map_size;

@@ -51,9 +51,12 @@ API int crtheap_get_stats(crtheap_stats_t *st)
             st->mapped += bytes;
         }
         uint64_t clean = seg->free_mask & ~seg->dirty_mask;   /* free and released */
-        st->committed += bytes - (size_t)__builtin_popcountll(clean) * SLICE_SIZE;
-        if (seg->kind == SEGMENT_HUGE && seg->pages[1].bin == 0)
+        size_t clean_bytes = (size_t)__builtin_popcountll(clean) * SLICE_SIZE;
+        if (seg->kind == SEGMENT_HUGE && seg->pages[1].bin == 0) {
             st->huge_cached += seg->map_size;
+            clean_bytes = clean ? seg->pages[1].block_size : 0;   /* slice 1 is the whole block */
+        }
+        st->committed += bytes - clean_bytes;
         for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
             const page_t *pg = &seg->pages[i];
             if (pg->bin != 0 && pg->slice_offset == 0)

@@ -63,6 +63,16 @@ static inline size_t check_all(const void *p, size_t n, uint64_t key)
     return n;
 }
 
+/* Whether every byte of [p, p+n) is zero. */
+static inline int is_zero(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return 0;
+    return 1;
+}
+
 /* Sampled stamping for blocks too big to write in full in a stress loop: the first
  * DENSE_BYTES, every SAMPLE_STRIDE-th byte after that, and the last byte. */
 static inline void fill_sampled(void *p, size_t n, uint64_t key)

@@ -58,15 +58,6 @@ static void check_block(const void *p, size_t n)
     expect(bad == n, "block %p size %zu corrupted at offset %zu", p, n, bad);
 }
 
-static int is_zero(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++)
-        if (b[i])
-            return 0;
-    return 1;
-}
-
 /* Sizes 2^k - 1, 2^k, 2^k + 1 for k = 0..MAX_POW2_SHIFT, ascending, duplicates removed. */
 static size_t pow2_sizes(size_t *out)
 {

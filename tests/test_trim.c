@@ -305,6 +305,71 @@ START_TEST(t_heapmin_huge_unmapped)
 }
 END_TEST
 
+/* Whether the RSS went down by at least a quarter of `cached` since `before`. */
+static void expect_cooled(size_t before, size_t cached, const char *after_what)
+{
+    size_t after = anon_bytes();
+    expect(after + cached / 4 <= before, "cached huge block still resident after %s: RSS %zu -> %zu KiB",
+           after_what, before / KiB, after / KiB);
+}
+
+/* A freed huge block stays resident in the huge cache for reuse, and gives its pages back
+ * as soon as crtheap needs memory that is not resident: cached blocks never add to a peak. */
+START_TEST(t_huge_cache_cooled_before_growth)
+{
+    crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, -1);   /* no purger: only the policy acts */
+    size_t sz = 16 * MiB, half = sz / 2;
+    unsigned char *p = malloc(sz);
+    ck_assert_ptr_nonnull(p);
+    memset(p, 0x5A, sz);
+    size_t base_rss = anon_bytes();
+    free(p);
+    crtheap_stats_t st;
+    ck_assert_int_eq(crtheap_get_stats(&st), 0);
+    expect(st.huge_cached >= sz, "freed block not cached: %zu bytes cached", st.huge_cached);
+    expect(anon_bytes() + 2 * MiB >= base_rss, "cached block already released: RSS %zu -> %zu MiB",
+           base_rss / MiB, anon_bytes() / MiB);
+
+    /* reuse of the resident block: calloc must clear what the program wrote */
+    unsigned char *q = calloc(1, half);
+    ck_assert_ptr_eq(q, p);
+    expect(is_zero(q, half), "calloc reused a cached huge block without clearing it");
+    fill_all(q, half, block_key(q, half));
+    ck_assert_uint_eq(check_all(q, half, block_key(q, half)), half);
+    free(q);
+
+    /* new slices for a large block: the cached block gives its pages back first */
+    size_t before = anon_bytes();
+    unsigned char *m = malloc(MiB);
+    ck_assert_ptr_nonnull(m);
+    expect_cooled(before, half, "a large block on new slices");
+    fill_all(m, MiB, block_key(m, MiB));
+
+    /* the cooled block is handed out again, zero without a memset */
+    unsigned char *z = calloc(1, half);
+    ck_assert_ptr_eq(z, p);
+    expect(is_zero(z, half), "calloc returned a dirty block from the huge cache");
+    memset(z, 0xC3, half);
+    free(z);
+
+    /* a request the cache cannot serve: a new mapping, after the cached block cooled */
+    before = anon_bytes();
+    unsigned char *r = malloc(2 * sz);
+    ck_assert_ptr_nonnull(r);
+    expect_cooled(before, half, "a new huge mapping");
+    ck_assert_int_eq(crtheap_get_stats(&st), 0);
+    expect(st.huge_cached >= half, "cooled block left the cache: %zu bytes cached", st.huge_cached);
+    fill_sampled(r, 2 * sz, block_key(r, 2 * sz));
+    ck_assert_uint_eq(check_sampled(r, 2 * sz, block_key(r, 2 * sz), 2 * sz), 2 * sz);
+    free(r);
+    ck_assert_uint_eq(check_all(m, MiB, block_key(m, MiB)), MiB);
+    free(m);
+    ck_assert_int_eq(_heapmin(), 0);
+    ck_assert_int_eq(crtheap_get_stats(&st), 0);
+    ck_assert_uint_eq(st.huge_cached, 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ malloc_trim, crtheap_trim */
 
 START_TEST(t_malloc_trim_releases)
@@ -422,6 +487,7 @@ static Suite *trim_suite(void)
     tcase_add_test(tc, t_heapmin_idle_threads);
     tcase_add_test(tc, t_heapmin_exited_threads);
     tcase_add_test(tc, t_heapmin_huge_unmapped);
+    tcase_add_test(tc, t_huge_cache_cooled_before_growth);
     tcase_add_test(tc, t_malloc_trim_releases);
     tcase_add_test(tc, t_crtheap_trim_bytes);
     tcase_add_test(tc, t_passive_purge);
