@@ -46,6 +46,7 @@ static const struct death_case cases[] = {
     {"double_free_large", DOUBLE_FREE | INVALID_FREE},
     {"double_free_huge", DOUBLE_FREE | INVALID_FREE},
     {"double_free_cross_thread", DOUBLE_FREE},
+    {"double_free_foreign", DOUBLE_FREE},
     {"double_free_after_realloc", DOUBLE_FREE},
     {"free_stack", INVALID_FREE},
     {"free_global", INVALID_FREE},

@@ -267,6 +267,78 @@ START_TEST(t_heapmin_exited_threads)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ foreign caches */
+
+/* Blocks of this thread's heap that another live thread freed wait in that thread's
+ * foreign cache; _heapmin must still give back the OS pages they cover. */
+enum { CACHED_BLOCKS = 48, CACHED_SIZE = 1024 };
+
+struct cached_share {
+    unsigned char **blocks;
+    pthread_barrier_t *barrier;
+};
+
+static void *free_into_cache(void *arg)
+{
+    struct cached_share *c = arg;
+    void *own = malloc(16);   /* a heap of its own: its frees of others' blocks are cached */
+    ck_assert_ptr_nonnull(own);
+    memset(own, 7, 16);
+    for (int i = 0; i < CACHED_BLOCKS; i++) {
+        ck_assert_uint_eq(check_all(c->blocks[i], CACHED_SIZE, block_key(c->blocks[i], CACHED_SIZE)), CACHED_SIZE);
+        free(c->blocks[i]);
+    }
+    pthread_barrier_wait(c->barrier);   /* 1: freed, cached here */
+    pthread_barrier_wait(c->barrier);   /* 2: main trimmed and measured */
+    free(own);
+    return NULL;
+}
+
+/* OS pages wholly inside [p, p + n) that are resident. */
+static size_t resident_inner_pages(const unsigned char *p, size_t n)
+{
+    uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, hi = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    if (hi <= lo)
+        return 0;
+    unsigned char vec[64];
+    size_t pages = (hi - lo) / 4096;
+    ck_assert_uint_le(pages, sizeof vec);
+    ck_assert_int_eq(mincore((void *)lo, hi - lo, vec), 0);
+    size_t resident = 0;
+    for (size_t i = 0; i < pages; i++)
+        resident += vec[i] & 1;
+    return resident;
+}
+
+START_TEST(t_heapmin_flushes_foreign_caches)
+{
+    crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, -1);   /* only _heapmin gives back */
+    unsigned char *blocks[CACHED_BLOCKS];
+    for (int i = 0; i < CACHED_BLOCKS; i++) {
+        blocks[i] = malloc(CACHED_SIZE);
+        ck_assert_ptr_nonnull(blocks[i]);
+        fill_all(blocks[i], CACHED_SIZE, block_key(blocks[i], CACHED_SIZE));
+    }
+    unsigned char *first = blocks[0], *last = blocks[CACHED_BLOCKS - 1];
+    ck_assert_ptr_eq(last, first + (CACHED_BLOCKS - 1) * CACHED_SIZE);   /* one page, in order */
+    size_t span = CACHED_BLOCKS * CACHED_SIZE;
+    ck_assert_uint_ge(resident_inner_pages(first, span), span / 4096 - 1);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, 2);
+    struct cached_share share = { blocks, &bar };
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_into_cache, &share), 0);
+    pthread_barrier_wait(&bar);   /* 1 */
+    ck_assert_int_eq(_heapmin(), 0);
+    size_t left = resident_inner_pages(first, span);
+    pthread_barrier_wait(&bar);   /* 2 */
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&bar);
+    expect(left == 0, "%zu OS pages of blocks freed into another thread's cache still resident", left);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ huge blocks */
 
 START_TEST(t_heapmin_huge_unmapped)
@@ -486,6 +558,7 @@ static Suite *trim_suite(void)
     tcase_add_test(tc, t_heapmin_single_thread);
     tcase_add_test(tc, t_heapmin_idle_threads);
     tcase_add_test(tc, t_heapmin_exited_threads);
+    tcase_add_test(tc, t_heapmin_flushes_foreign_caches);
     tcase_add_test(tc, t_heapmin_huge_unmapped);
     tcase_add_test(tc, t_huge_cache_cooled_before_growth);
     tcase_add_test(tc, t_malloc_trim_releases);
