@@ -64,14 +64,6 @@ static __attribute__((noinline)) void *malloc_refill_and_leave(heap_t *h, unsign
     return p ? p : malloc_generic(n, 0);
 }
 
-/* A block this thread freed into its foreign cache, then leave the heap. */
-static __attribute__((noinline)) void *malloc_foreign_and_leave(heap_t *h, unsigned bin, size_t n)
-{
-    void *p = heap_alloc_foreign(h, bin, n);
-    heap_leave(h);
-    return p;
-}
-
 static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
 {
     heap_t *h = tls_heap;
@@ -80,8 +72,6 @@ static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
         unsigned bin = bin_of(n);
         if (unlikely(!heap_try_enter(h)))   /* a claimer may be changing the queues */
             return malloc_refill_and_leave(h, bin, n);
-        if (unlikely(h->foreign[bin] != NULL))
-            return malloc_foreign_and_leave(h, bin, n);
         page_t *pg = h->queues[bin].first;
         block_t *b = pg->free;
         if (unlikely(b == NULL))
@@ -242,11 +232,11 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
     if (owner != h || unlikely(h == NULL)) {   /* another thread's, or this one has no heap */
         if (unlikely(owner == NULL))
             return free_generic(p, call);   /* a huge block: no owner */
-        if (wide)   /* another thread's block: mark it queued, cache it or push it */
+        if (wide)   /* another thread's block: mark it queued, one push onto its heap */
             __atomic_store_n(side16, (uint16_t)SIDE16_REMOTE, __ATOMIC_RELAXED);
         else
             __atomic_store_n(side8, (uint8_t)SIDE8_REMOTE, __ATOMIC_RELAXED);
-        return heap_free_foreign(h, pg, p);
+        return heap_free_remote(pg, p);
     }
     if (unlikely(!heap_try_enter(h)))
         return free_claimed(h, p, call);

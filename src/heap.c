@@ -157,70 +157,6 @@ void heap_free_remote(page_t *pg, void *p)
                                                     memory_order_relaxed));
 }
 
-/* ---- the foreign cache: other heaps' blocks this thread freed ----
- *
- * A block freed by a thread that does not own it is marked REMOTE, as for a push onto its
- * owner's list, but is kept in the freeing heap's cache for its class: a malloc of that
- * class by this thread takes it back while it is still in this CPU's cache (a server
- * thread that frees a request's objects and allocates the next one's).  To its owner the
- * block is a remote free not yet delivered: its page counts it in `used`.  A full class,
- * decay, thread exit and _heapmin flush the cache to the owners' remote lists. */
-
-static void flush_foreign_bin(heap_t *h, unsigned bin)
-{
-    block_t *b = h->foreign[bin];
-    h->foreign[bin] = NULL;
-    h->foreign_count[bin] = 0;
-    while (b) {
-        block_t *next = b->next;
-        heap_free_remote(segment_page_of(segment_of(b), b), b);
-        b = next;
-    }
-}
-
-void heap_flush_foreign(heap_t *h)
-{
-    for (unsigned bin = 1; bin <= FOREIGN_BIN_MAX; bin++)
-        if (h->foreign[bin])
-            flush_foreign_bin(h, bin);
-}
-
-/* p (marked REMOTE) is another heap's block of page pg; h is the caller's heap or NULL. */
-void heap_free_foreign(heap_t *h, page_t *pg, void *p)
-{
-    unsigned bin = pg->bin;
-    if (h == NULL || bin > FOREIGN_BIN_MAX) {
-        heap_free_remote(pg, p);
-        return;
-    }
-    heap_enter(h);
-    if (h->foreign_count[bin] == FOREIGN_BIN_BLOCKS)
-        flush_foreign_bin(h, bin);
-    block_t *b = p;
-    b->next = h->foreign[bin];
-    h->foreign[bin] = b;
-    h->foreign_count[bin]++;
-    heap_leave(h);
-}
-
-/* Hand out the newest cached foreign block of class bin for a request of n bytes (heap
- * entered by the caller). */
-void *heap_alloc_foreign(heap_t *h, unsigned bin, size_t n)
-{
-    block_t *b = h->foreign[bin];
-    segment_t *seg = segment_of(b);
-    if (unlikely(!seg))
-        fatal_pointer("malloc", b, "corrupted foreign cache");
-    page_t *pg = segment_page_of(seg, b);
-    uint32_t i = page_block_index(pg, b);
-    if (unlikely(pg->bin != bin || side_get(pg, i) != side_remote_value(pg)))
-        fatal_pointer("malloc", b, "corrupted foreign cache");
-    side_set(pg, i, (unsigned)(pg->block_size - n + 1));
-    h->foreign[bin] = b->next;
-    h->foreign_count[bin]--;
-    return b;
-}
-
 void heap_drain_remote(heap_t *h)
 {
     if (atomic_load_explicit(&h->remote, memory_order_relaxed) == NULL)
@@ -324,7 +260,6 @@ void *heap_malloc_large(heap_t *h, size_t n, size_t alignment)
 void heap_maintain(heap_t *h, bool force, uint64_t now)
 {
     h->maintained_ms = now;
-    heap_flush_foreign(h);   /* cached blocks of other heaps must not pin their pages */
     long delay = option_purge_delay_ms;
     if (delay < 0 && !force)
         return;
@@ -358,7 +293,6 @@ static void heap_thread_exit(void *arg)
     if (!h || tls_heap != h)
         return;
     heap_enter(h);
-    heap_flush_foreign(h);
     heap_drain_remote(h);
     page_retire_empty(h);
     heap_maintain(h, false, os_now_ms());

@@ -147,10 +147,6 @@ typedef struct heap {
     int state;
     struct heap *all_next;    /* every heap ever made */
     struct heap *pool_next;   /* abandoned heaps waiting for a thread */
-    /* blocks of other heaps this thread freed, kept for its own mallocs of the class while
-     * they are in its cache (side entry REMOTE, still counted in their page's `used`) */
-    block_t *foreign[BIN_COUNT];
-    uint8_t foreign_count[BIN_COUNT];
     _Alignas(64) _Atomic(block_t *) remote;  /* blocks other threads freed into this heap */
 } heap_t;
 
@@ -310,11 +306,6 @@ void *heap_malloc_large(heap_t *h, size_t n, size_t alignment) INTERNAL;
 void heap_drain_remote(heap_t *h) INTERNAL;
 void heap_free_owned(heap_t *h, page_t *pg, void *p) INTERNAL;
 void heap_free_remote(page_t *pg, void *p) INTERNAL;
-void heap_free_foreign(heap_t *h, page_t *pg, void *p) INTERNAL;
-void *heap_alloc_foreign(heap_t *h, unsigned bin, size_t n) INTERNAL;
-void heap_flush_foreign(heap_t *h) INTERNAL;
-#define FOREIGN_BIN_MAX    20   /* classes up to 1 KiB go through the foreign cache */
-#define FOREIGN_BIN_BLOCKS 64   /* blocks per class in it */
 void heap_maintain(heap_t *h, bool force, uint64_t now) INTERNAL;
 heap_t *heap_all_first(void) INTERNAL;
 bool heap_claim_if_abandoned(heap_t *h) INTERNAL;

@@ -100,12 +100,6 @@ static size_t trim_heap(heap_t *h)
 size_t heap_trim_all(void)
 {
     size_t released = 0;
-    /* first every foreign cache goes to the owners, so each heap's drain sees all of them */
-    for (heap_t *h = heap_all_first(); h; h = h->all_next)
-        if (heap_claim(h, true)) {
-            heap_flush_foreign(h);
-            heap_unclaim(h);
-        }
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
         released += trim_heap(h);
     released += huge_cache_trim(true);
@@ -142,7 +136,6 @@ API void crtheap_collect(void)
     if (!h)
         return;
     heap_enter(h);
-    heap_flush_foreign(h);
     heap_drain_remote(h);
     page_retire_empty(h);
     heap_maintain(h, true, os_now_ms());

@@ -211,37 +211,21 @@ static int check_page(const segment_t *seg, page_t *pg)
     return count == listed ? _HEAPOK : _HEAPBADNODE;
 }
 
-/* A block queued as a remote free (on a remote list or in a foreign cache): a block start
- * of a class page (of class `bin` unless 0), marked REMOTE. */
-static bool queued_block_ok(const block_t *b, unsigned bin)
-{
-    segment_t *seg = segment_of(b);
-    if (!seg || !segment_header_ok(seg))
-        return false;
-    page_t *pg = segment_page_of(seg, b);
-    if (pg->bin == 0 || (bin != 0 && pg->bin != bin) || !page_geometry_ok(seg, pg))
-        return false;
-    uintptr_t off = (uintptr_t)b - (uintptr_t)pg->start;
-    return (uintptr_t)b >= (uintptr_t)pg->start && off % pg->block_size == 0 &&
-           off / pg->block_size < pg->capacity &&
-           side_get(pg, (uint32_t)(off / pg->block_size)) == side_remote_value(pg);
-}
-
-/* Blocks other threads freed into h, and blocks of other heaps h's thread freed into its
- * foreign cache.  Nodes are not changed while we hold the claim; pushes onto the remote
- * list only change its head. */
-static int check_queued_lists(heap_t *h)
+/* Blocks other threads freed into h: each a block start marked REMOTE.  Nodes are not
+ * changed until drained, which needs the claim we hold; pushes only change the head. */
+static int check_remote_list(heap_t *h)
 {
     size_t count = 0;
-    for (block_t *b = atomic_load(&h->remote); b; b = b->next)
-        if (!queued_block_ok(b, 0) || ++count > ((size_t)1 << 32))
+    for (block_t *b = atomic_load(&h->remote); b; b = b->next) {
+        segment_t *seg = segment_of(b);
+        if (!seg || !segment_header_ok(seg) || ++count > ((size_t)1 << 32))
             return _HEAPBADNODE;
-    for (unsigned bin = 1; bin < BIN_COUNT; bin++) {
-        count = 0;
-        for (block_t *b = h->foreign[bin]; b; b = b->next)
-            if (bin > FOREIGN_BIN_MAX || !queued_block_ok(b, bin) || ++count > FOREIGN_BIN_BLOCKS)
-                return _HEAPBADNODE;
-        if (count != h->foreign_count[bin])
+        page_t *pg = segment_page_of(seg, b);
+        if (pg->bin == 0 || !page_geometry_ok(seg, pg))
+            return _HEAPBADNODE;
+        uintptr_t off = (uintptr_t)b - (uintptr_t)pg->start;
+        if ((uintptr_t)b < (uintptr_t)pg->start || off % pg->block_size != 0 || off / pg->block_size >= pg->capacity ||
+            side_get(pg, (uint32_t)(off / pg->block_size)) != side_remote_value(pg))
             return _HEAPBADNODE;
     }
     return _HEAPOK;
@@ -276,7 +260,7 @@ API int _heapchk(void)
     int result = _HEAPOK;
     for (heap_t *h = first; h && result == _HEAPOK; h = h->all_next) {
         heap_claim(h, true);
-        result = check_queued_lists(h);
+        result = check_remote_list(h);
         for (segment_t *seg = h->segments; seg && result == _HEAPOK; seg = seg->heap_next)
             result = check_segment(seg);
         heap_unclaim(h);

@@ -7,7 +7,6 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -17,7 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "crtheap.h"
 #include "common.h"
 
 #define KiB ((size_t)1 << 10)
@@ -471,64 +469,6 @@ START_TEST(t_free_from_heapless_thread)
 }
 END_TEST
 
-/* A thread with a heap frees another thread's blocks: it keeps them for its own mallocs
- * of the class (newest first), _heapchk accepts them, _heapwalk reports them free, and
- * the blocks it takes back are whole and writable. */
-enum { FOREIGN_BLOCKS = 40, FOREIGN_SIZE = 224 };   /* a class size */
-
-static int walk_state_of(const void *p)
-{
-    _HEAPINFO e = { 0 };
-    int r;
-    while ((r = _heapwalk(&e)) == _HEAPOK)
-        if ((const void *)e._pentry == p)
-            return e._useflag;
-    return -r;
-}
-
-static void *free_then_reuse(void *arg)
-{
-    unsigned char **blocks = arg;
-    unsigned char *own = malloc(FOREIGN_SIZE);   /* a heap of its own */
-    ck_assert_ptr_nonnull(own);
-    stamp(own, FOREIGN_SIZE);
-    for (int i = 0; i < FOREIGN_BLOCKS; i++)
-        verify_free(blocks[i], "free of another thread's block");
-    ck_assert_int_eq(_heapchk(), _HEAPOK);
-    expect(walk_state_of(blocks[0]) == _FREEENTRY, "a cached foreign block is not walked as free (%d)",
-           walk_state_of(blocks[0]));
-    for (int i = FOREIGN_BLOCKS - 1; i >= 0; i--) {
-        unsigned char *p = malloc(FOREIGN_SIZE - 20);   /* same class, another size */
-        ck_assert_ptr_nonnull(p);
-        expect(p == blocks[i], "malloc %d returned %p, not the newest cached block %p", i, (void *)p,
-               (void *)blocks[i]);
-        ck_assert_uint_eq(malloc_usable_size(p), malloc_usable_size(own));
-        stamp(p, FOREIGN_SIZE - 20);
-        blocks[i] = p;
-    }
-    ck_assert_int_eq(_heapchk(), _HEAPOK);
-    expect(walk_state_of(blocks[0]) == _USEDENTRY, "a reused block is not walked as used");
-    verify_free(own, "own block");
-    return NULL;
-}
-
-START_TEST(t_foreign_blocks_reused)
-{
-    unsigned char *blocks[FOREIGN_BLOCKS];
-    for (int i = 0; i < FOREIGN_BLOCKS; i++) {
-        blocks[i] = malloc(FOREIGN_SIZE);
-        ck_assert_ptr_nonnull(blocks[i]);
-        stamp(blocks[i], FOREIGN_SIZE);
-    }
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, free_then_reuse, blocks), 0);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-    for (int i = 0; i < FOREIGN_BLOCKS; i++)   /* handed out there, in this heap's pages */
-        verify_free(blocks[i], "free of a block the other thread reused");
-    ck_assert_int_eq(_heapchk(), _HEAPOK);
-}
-END_TEST
-
 static void add_case(Suite *s, const char *name, const TTest *test, int timeout_s)
 {
     TCase *tc = tcase_create(name);
@@ -546,7 +486,6 @@ int main(void)
     add_case(s, "crowd", t_many_threads_alive, 30);
     add_case(s, "producer", t_producer_consumer, 30);
     add_case(s, "heapless", t_free_from_heapless_thread, 30);
-    add_case(s, "foreign", t_foreign_blocks_reused, 30);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -267,28 +267,29 @@ START_TEST(t_heapmin_exited_threads)
 }
 END_TEST
 
-/* ------------------------------------------------------------------ foreign caches */
+/* ------------------------------------------------------------------ remote frees */
 
-/* Blocks of this thread's heap that another live thread freed wait in that thread's
- * foreign cache; _heapmin must still give back the OS pages they cover. */
-enum { CACHED_BLOCKS = 48, CACHED_SIZE = 1024 };
+/* Blocks of this thread's heap that another live thread freed wait on this heap's remote
+ * list until it drains them; this thread never allocates again, yet _heapmin must give
+ * back the OS pages they cover. */
+enum { REMOTE_BLOCKS = 48, REMOTE_SIZE = 1024 };
 
-struct cached_share {
+struct remote_share {
     unsigned char **blocks;
     pthread_barrier_t *barrier;
 };
 
-static void *free_into_cache(void *arg)
+static void *free_from_other_thread(void *arg)
 {
-    struct cached_share *c = arg;
-    void *own = malloc(16);   /* a heap of its own: its frees of others' blocks are cached */
+    struct remote_share *c = arg;
+    void *own = malloc(16);   /* a heap of its own */
     ck_assert_ptr_nonnull(own);
     memset(own, 7, 16);
-    for (int i = 0; i < CACHED_BLOCKS; i++) {
-        ck_assert_uint_eq(check_all(c->blocks[i], CACHED_SIZE, block_key(c->blocks[i], CACHED_SIZE)), CACHED_SIZE);
+    for (int i = 0; i < REMOTE_BLOCKS; i++) {
+        ck_assert_uint_eq(check_all(c->blocks[i], REMOTE_SIZE, block_key(c->blocks[i], REMOTE_SIZE)), REMOTE_SIZE);
         free(c->blocks[i]);
     }
-    pthread_barrier_wait(c->barrier);   /* 1: freed, cached here */
+    pthread_barrier_wait(c->barrier);   /* 1: freed, queued for main's heap */
     pthread_barrier_wait(c->barrier);   /* 2: main trimmed and measured */
     free(own);
     return NULL;
@@ -310,31 +311,31 @@ static size_t resident_inner_pages(const unsigned char *p, size_t n)
     return resident;
 }
 
-START_TEST(t_heapmin_flushes_foreign_caches)
+START_TEST(t_heapmin_drains_remote_frees)
 {
     crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, -1);   /* only _heapmin gives back */
-    unsigned char *blocks[CACHED_BLOCKS];
-    for (int i = 0; i < CACHED_BLOCKS; i++) {
-        blocks[i] = malloc(CACHED_SIZE);
+    unsigned char *blocks[REMOTE_BLOCKS];
+    for (int i = 0; i < REMOTE_BLOCKS; i++) {
+        blocks[i] = malloc(REMOTE_SIZE);
         ck_assert_ptr_nonnull(blocks[i]);
-        fill_all(blocks[i], CACHED_SIZE, block_key(blocks[i], CACHED_SIZE));
+        fill_all(blocks[i], REMOTE_SIZE, block_key(blocks[i], REMOTE_SIZE));
     }
-    unsigned char *first = blocks[0], *last = blocks[CACHED_BLOCKS - 1];
-    ck_assert_ptr_eq(last, first + (CACHED_BLOCKS - 1) * CACHED_SIZE);   /* one page, in order */
-    size_t span = CACHED_BLOCKS * CACHED_SIZE;
+    unsigned char *first = blocks[0], *last = blocks[REMOTE_BLOCKS - 1];
+    ck_assert_ptr_eq(last, first + (REMOTE_BLOCKS - 1) * REMOTE_SIZE);   /* one page, in order */
+    size_t span = REMOTE_BLOCKS * REMOTE_SIZE;
     ck_assert_uint_ge(resident_inner_pages(first, span), span / 4096 - 1);
     pthread_barrier_t bar;
     pthread_barrier_init(&bar, NULL, 2);
-    struct cached_share share = { blocks, &bar };
+    struct remote_share share = { blocks, &bar };
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, free_into_cache, &share), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, free_from_other_thread, &share), 0);
     pthread_barrier_wait(&bar);   /* 1 */
     ck_assert_int_eq(_heapmin(), 0);
     size_t left = resident_inner_pages(first, span);
     pthread_barrier_wait(&bar);   /* 2 */
     pthread_join(t, NULL);
     pthread_barrier_destroy(&bar);
-    expect(left == 0, "%zu OS pages of blocks freed into another thread's cache still resident", left);
+    expect(left == 0, "%zu OS pages of blocks another thread freed still resident", left);
     ck_assert_int_eq(_heapchk(), _HEAPOK);
 }
 END_TEST
@@ -558,7 +559,7 @@ static Suite *trim_suite(void)
     tcase_add_test(tc, t_heapmin_single_thread);
     tcase_add_test(tc, t_heapmin_idle_threads);
     tcase_add_test(tc, t_heapmin_exited_threads);
-    tcase_add_test(tc, t_heapmin_flushes_foreign_caches);
+    tcase_add_test(tc, t_heapmin_drains_remote_frees);
     tcase_add_test(tc, t_heapmin_huge_unmapped);
     tcase_add_test(tc, t_huge_cache_cooled_before_growth);
     tcase_add_test(tc, t_malloc_trim_releases);

@@ -1,11 +1,11 @@
-/* A thread that has a heap frees another thread's block twice: the first free keeps the
- * block in the freeing thread's foreign cache, and the second must still be caught. */
+/* A thread that has a heap of its own frees another thread's block twice: the first free
+ * queues it for its owner, and the second must be caught before the owner drains it. */
 #include <pthread.h>
 #include "death.h"
 
 static void *free_twice(void *p)
 {
-    char *own = malloc(32);   /* this thread gets a heap, so its frees of others' blocks are cached */
+    char *own = malloc(32);   /* this thread gets a heap (unlike double_free_cross_thread) */
     memset(own, 2, 32);
     free(own);
     free(p);
