@@ -49,6 +49,15 @@ static bool page_geometry_ok(const segment_t *seg, const page_t *pg)
            side + (size_t)pg->capacity * width <= hi;
 }
 
+/* Block k of class page pg as an entry. */
+static void block_entry(const page_t *pg, size_t k, entry_t *e)
+{
+    unsigned v = side_get(pg, (uint32_t)k);
+    e->address = pg->start + k * pg->block_size;
+    e->used = side_is_allocated(pg, v) ? _USEDENTRY : _FREEENTRY;
+    e->size = e->used ? pg->block_size - (v - 1) : pg->block_size;
+}
+
 /* The entry that starts at slice `i` of seg, or false past the end. */
 static bool entry_at_slice(const segment_t *seg, size_t i, entry_t *e)
 {
@@ -69,14 +78,12 @@ static bool entry_at_slice(const segment_t *seg, size_t i, entry_t *e)
         }
         if (pg->slice_offset != 0 || pg->bin == 0 || !page_geometry_ok(seg, pg))
             continue;
-        e->address = pg->start;
         if (pg->bin == BIN_LARGE) {
+            e->address = pg->start;
             e->used = pg->large_side != SIDE8_FREE;
             e->size = e->used ? pg->large_requested : pg->block_size;
         } else {
-            unsigned v = side_get(pg, 0);
-            e->used = side_is_allocated(pg, v) ? _USEDENTRY : _FREEENTRY;
-            e->size = e->used ? pg->block_size - (v - 1) : pg->block_size;
+            block_entry(pg, 0, e);
         }
         return true;
     }
@@ -109,15 +116,63 @@ static int entry_after(const segment_t *seg, const uint8_t *p, entry_t *e)
     if (p < pg->start || (off % pg->block_size != 0 && !slice_aligned) || k >= pg->capacity)
         return _HEAPBADNODE;
     if (k + 1 < pg->capacity) {
-        const uint8_t *b = pg->start + (k + 1) * pg->block_size;
-        unsigned v = side_get(pg, (uint32_t)(k + 1));
-        e->address = (uint8_t *)b;
-        e->used = side_is_allocated(pg, v) ? _USEDENTRY : _FREEENTRY;
-        e->size = e->used ? pg->block_size - (v - 1) : pg->block_size;
+        block_entry(pg, k + 1, e);
         return _HEAPOK;
     }
     size_t next_slice = (size_t)(pg - seg->pages) + (pg->slice_count ? pg->slice_count : 1);
     return entry_at_slice(seg, next_slice, e) ? _HEAPOK : _HEAPEND;
+}
+
+/* The first entry of seg that starts above p, or false: how a walk resumes from an entry
+ * it returned when the heap changed under it (a page retired or re-carved, a run merged). */
+static bool entry_above(const segment_t *seg, const uint8_t *p, entry_t *e)
+{
+    if (p < seg->base + (size_t)seg->first_slice * SLICE_SIZE)
+        return entry_at_slice(seg, seg->first_slice, e);
+    size_t i = (size_t)(p - seg->base) >> SLICE_SHIFT;
+    if (i >= seg->slice_count)
+        return false;   /* inside a huge block: nothing above it in its segment */
+    if (seg->free_mask >> i & 1) {
+        while (i < seg->slice_count && (seg->free_mask >> i & 1))
+            i++;
+        return entry_at_slice(seg, i, e);
+    }
+    const page_t *pg = &seg->pages[i];
+    size_t head = pg->slice_offset <= i ? i - pg->slice_offset : i;
+    pg = &seg->pages[head];
+    size_t bs = pg->block_size;
+    if (pg->bin == 0 || pg->bin == BIN_LARGE || bs == 0 || !page_geometry_ok(seg, pg) || p < pg->start)
+        return entry_at_slice(seg, i + 1, e);   /* nothing of this page lies above p */
+    size_t k = (size_t)(p - pg->start) / bs + 1;
+    if (k < pg->capacity) {
+        block_entry(pg, k, e);
+        return true;
+    }
+    return entry_at_slice(seg, head + (pg->slice_count ? pg->slice_count : 1), e);
+}
+
+/* The entries this thread's walks returned last.  A walk that goes on from one of them
+ * resumes at the next address whatever changed meanwhile; any other _pentry must still be
+ * an entry now, or the walk reports _HEAPBADNODE. */
+#define WALK_REMEMBERED 4
+static __thread const void *walk_returned[WALK_REMEMBERED];
+static __thread unsigned walk_returned_next;
+
+static bool walk_returned_entry(const void *p)
+{
+    for (unsigned i = 0; i < WALK_REMEMBERED; i++)
+        if (walk_returned[i] == p)
+            return true;
+    return false;
+}
+
+/* The first segment that ends above p (registry order is address order). */
+static segment_t *registry_find_above(const void *p)
+{
+    for (segment_t *seg = registry_first(); seg; seg = seg->reg_next)
+        if ((const uint8_t *)p < seg->base + segment_bytes(seg))
+            return seg;
+    return NULL;
 }
 
 static segment_t *registry_find(const void *p)
@@ -143,6 +198,17 @@ API int _heapwalk(_HEAPINFO *info)
             result = _HEAPEMPTY;
         else if (!segment_header_ok(seg))
             result = _HEAPBADBEGIN;
+    } else if (walk_returned_entry(info->_pentry)) {
+        seg = registry_find_above(info->_pentry);
+        if (seg && !segment_header_ok(seg)) {
+            result = _HEAPBADNODE;
+            seg = NULL;
+        } else if (seg && entry_above(seg, (const uint8_t *)info->_pentry, &e)) {
+            result = _HEAPOK;
+            seg = NULL;
+        } else if (seg) {
+            seg = seg->reg_next;
+        }
     } else {
         seg = registry_find(info->_pentry);
         if (!seg || !segment_header_ok(seg)) {
@@ -168,6 +234,7 @@ API int _heapwalk(_HEAPINFO *info)
     }
     registry_unlock();
     if (result == _HEAPOK) {
+        walk_returned[walk_returned_next++ % WALK_REMEMBERED] = e.address;
         info->_pentry = (int *)(void *)e.address;
         info->_size = e.size;
         info->_useflag = e.used;
