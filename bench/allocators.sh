@@ -54,6 +54,26 @@ machine_description() {
     done
 }
 
+# measure_run KEY ALLOC LOG REPORT CMD...: run CMD under ALLOC through $BIN/measure (at
+# most $TIMEOUT s, output to LOG, measure's "wall_s= maxrss_kib= status=" line to REPORT),
+# unless ALLOC's library is missing or KEY.ALLOC failed in an earlier run (the caller's
+# FAILED array).  Sets RUN_STATE to missing, skipped or ran.
+# shellcheck disable=SC2034 # RUN_STATE is read by the scripts that source this
+measure_run() {
+    local key=$1 alloc=$2 log=$3 report=$4 lib
+    shift 4
+    lib=$(alloc_lib "$alloc")
+    if [ "$lib" = missing ]; then
+        RUN_STATE=missing
+    elif [ -n "${FAILED[$key.$alloc]:-}" ]; then
+        RUN_STATE=skipped
+    else
+        rm -f "$report"
+        "$BIN/measure" -p "$lib" -t "$TIMEOUT" -o "$report" -- "$@" < /dev/null > "$log" 2>&1
+        RUN_STATE=ran
+    fi
+}
+
 # awk functions for the scripts that summarise raw.tsv-style runs (one row per run, key
 # "workload<TAB>allocator"): median() of a space-separated list, and run_ok(), which
 # records the key in order[]/state[] and says whether the row is a successful run

@@ -65,22 +65,14 @@ for run in $(seq 1 "$RUNS"); do
         step=$((step + 1))
         line="[$step/$total] $name:"
         for alloc in $ALLOCATORS; do
-            lib=$(alloc_lib "$alloc")
-            if [ "$lib" = missing ]; then
-                printf '%s\t%s\t%s\t\t\tmissing\n' "$name" "$alloc" "$run" >> "$RAW"
-                line="$line $alloc=missing"
-                continue
-            fi
-            if [ -n "${FAILED[$name.$alloc]:-}" ]; then
-                printf '%s\t%s\t%s\t\t\tskipped\n' "$name" "$alloc" "$run" >> "$RAW"
-                line="$line $alloc=skipped"
-                continue
-            fi
-            log=$LOGS/$name.$alloc.$run.log
             report=$LOGS/$name.$alloc.$run.measure
-            rm -f "$report"
-            "$BIN/measure" -p "$lib" -t "$TIMEOUT" -o "$report" -- \
-                "$BIN/$program" "$threads" "$SCALE" < /dev/null > "$log" 2>&1
+            measure_run "$name" "$alloc" "$LOGS/$name.$alloc.$run.log" "$report" \
+                "$BIN/$program" "$threads" "$SCALE"
+            if [ "$RUN_STATE" != ran ]; then
+                printf '%s\t%s\t%s\t\t\t%s\n' "$name" "$alloc" "$run" "$RUN_STATE" >> "$RAW"
+                line="$line $alloc=$RUN_STATE"
+                continue
+            fi
             # wall_s=.. maxrss_kib=.. status=..
             read -r wall rss status < <(sed 's/[a-z_]*=//g' "$report" 2>/dev/null || echo "0 0 255")
             printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "$alloc" "$run" "$wall" "$rss" "$status" >> "$RAW"

@@ -44,22 +44,14 @@ for run in $(seq 1 "$RUNS"); do
     for w in $WORKLOADS; do
         line="[run $run] $w:"
         for alloc in $ALLOCATORS; do
-            lib=$(alloc_lib "$alloc")
-            if [ "$lib" = missing ]; then
-                printf '%s\t%s\t%s\tmissing\t\t\t\t\t\t\t\n' "$w" "$alloc" "$run" >> "$RAW"
-                line="$line $alloc=missing"
-                continue
-            fi
-            if [ -n "${FAILED[$w.$alloc]:-}" ]; then
-                printf '%s\t%s\t%s\tskipped\t\t\t\t\t\t\t\n' "$w" "$alloc" "$run" >> "$RAW"
-                line="$line $alloc=skipped"
-                continue
-            fi
             log=$LOGS/trim-$w.$alloc.$run.log
             report=$LOGS/trim-$w.$alloc.$run.measure
-            rm -f "$report"
-            "$BIN/measure" -p "$lib" -t "$TIMEOUT" -o "$report" -- "$BIN/trim" "$w" \
-                < /dev/null > "$log" 2>&1
+            measure_run "$w" "$alloc" "$log" "$report" "$BIN/trim" "$w"
+            if [ "$RUN_STATE" != ran ]; then
+                printf '%s\t%s\t%s\t%s\t\t\t\t\t\t\t\n' "$w" "$alloc" "$run" "$RUN_STATE" >> "$RAW"
+                line="$line $alloc=$RUN_STATE"
+                continue
+            fi
             status=$(sed -n 's/.*status=\([0-9]*\).*/\1/p' "$report" 2>/dev/null)
             status=${status:-255}
             result=$(grep '^workload=' "$log" | tail -1)
