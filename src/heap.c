@@ -21,10 +21,15 @@ heap_t *heap_all_first(void) { return atomic_load_explicit(&all_heaps, memory_or
 /* ---- metadata: heaps and donated-segment headers, carved from 64 KiB chunks ---- */
 static uint8_t *meta_cursor, *meta_end;
 
+/* Every piece is aligned for the strictest of them: a segment header, whose page
+ * descriptors are 128-byte aligned. */
+#define META_ALIGN _Alignof(segment_t)
+_Static_assert(META_ALIGN >= _Alignof(heap_t) && (META_ALIGN & (META_ALIGN - 1)) == 0, "metadata alignment");
+
 /* Caller holds heaps_mutex. */
 static void *meta_alloc_locked(size_t size)
 {
-    size = (size + 63) & ~(size_t)63;
+    size = (size + META_ALIGN - 1) & ~(size_t)(META_ALIGN - 1);
     if ((size_t)(meta_end - meta_cursor) < size) {
         size_t chunk = size > SLICE_SIZE ? size : SLICE_SIZE;
         uint8_t *p = os_map(chunk);

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# run-all.sh BIN_DIR [LIBCRTHEAP_SO] — run every test part and print the total.
+# run-all.sh BIN_DIR [LIBCRTHEAP_SO [UBSAN_LIB_DIR]] — run every test part and print the total.
 #
 # Parts: the Check suites in BIN_DIR (each test in its own process, CK_FORK=yes), the
-# ThreadSanitizer test (tests/run-tsan.sh) and, when the library is given, the real
-# programs under LD_PRELOAD (tests/real-programs.sh).
+# same suites against the library built with UBSan when its directory is given (found
+# before the normal one through LD_LIBRARY_PATH), the ThreadSanitizer test
+# (tests/run-tsan.sh) and, when the library is given, the real programs under
+# LD_PRELOAD (tests/real-programs.sh).
 # The last line is "N passed, N failed"; the exit status is non-zero if anything failed.
 set -u
 bin=${1:?usage: run-all.sh BIN_DIR [LIBCRTHEAP_SO]}
 lib=${2:-}
+ubsan_dir=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 passed=0
 failed=0
@@ -47,6 +50,16 @@ for part in test_api test_api_static test_threads test_crt test_trim test_death;
     echo "== $part"
     run_check "$part" "$bin/$part"
 done
+
+# The suites that link the shared library, against its UBSan build: any undefined
+# behaviour aborts the test it happens in.
+if [ -n "$ubsan_dir" ]; then
+    for part in test_api test_threads test_crt test_trim; do
+        [ -x "$bin/$part" ] || continue
+        echo "== $part under UBSan"
+        run_check "ubsan $part" env LD_LIBRARY_PATH="$ubsan_dir" "$bin/$part"
+    done
+fi
 
 # A part run by a script that ends with "N passed, N failed".
 run_script() { # name script args...

@@ -7,6 +7,7 @@
 #   make test-deps    install the Debian packages the tests need (tests/install-deps.sh)
 # CRTHEAP_STRESS_SECONDS=n sets the length of the threaded stress test (default 5).
 #   make tsan         only the ThreadSanitizer test (tests/tsan_trim.c), which make test runs too
+# make test also runs the Check suites against build/ubsan/, the library built with UBSan.
 TEST_BIN     ?= build/tests
 # How tests link the allocator; empty links nothing (the system malloc).
 CRTHEAP_LIB  ?= -Lbuild -lcrtheap -Wl,-rpath,$(abspath build)
@@ -30,6 +31,14 @@ TEST_PROGRAMS  := $(TEST_BIN)/test_api $(TEST_BIN)/test_threads $(TEST_BIN)/test
                                       $(TEST_BIN)/tsan_trim)
 
 .PHONY: test test-build test-glibc test-deps
+
+# The library once more with UndefinedBehaviorSanitizer (aborting on the first report):
+# tests/run-all.sh runs the Check suites against it through LD_LIBRARY_PATH.
+UBSAN_LIB := build/ubsan/$(SONAME)
+$(UBSAN_LIB): $(SRCS) $(HDRS) tests/tests.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB) -fsanitize=undefined -fno-sanitize-recover=all -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete \
+		-o $@ $(SRCS) $(LDLIBS_LIB) -fsanitize=undefined
 
 $(TEST_BIN)/test_%: tests/test_%.c tests/common.h tests/race.h tests/tests.mk $(TEST_LIBDEPS)
 	@mkdir -p $(dir $@)
@@ -58,8 +67,8 @@ tsan: $(TEST_BIN)/tsan_trim
 
 test-build: $(TEST_PROGRAMS)
 
-test: $(TEST_LIBDEPS) test-build
-	tests/run-all.sh $(TEST_BIN) $(if $(CRTHEAP_LIB),$(abspath build/libcrtheap.so))
+test: $(TEST_LIBDEPS) test-build $(if $(CRTHEAP_LIB),$(UBSAN_LIB))
+	tests/run-all.sh $(TEST_BIN) $(if $(CRTHEAP_LIB),$(abspath build/libcrtheap.so) $(abspath $(dir $(UBSAN_LIB))))
 
 test-glibc:
 	$(MAKE) --no-print-directory test TEST_BIN=build/tests-glibc CRTHEAP_LIB= TEST_LIBDEPS=
