@@ -98,6 +98,7 @@ typedef struct crtheap_class_stats {
 typedef struct crtheap_stats {
     size_t in_use;         /* usable bytes of live blocks */
     size_t committed;      /* bytes mapped and not known to be released (upper bound on RSS) */
+    size_t resident;       /* bytes of the heap's regions resident in memory now (mincore) */
     size_t mapped;         /* bytes of address space mapped from the OS */
     size_t released;       /* bytes given back to the OS since start (madvise/munmap) */
     size_t donated;        /* bytes added with _heapadd */

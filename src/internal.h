@@ -256,6 +256,7 @@ void *os_map(size_t size) INTERNAL;                        /* NULL + ENOMEM on f
 void *os_map_aligned(size_t size, size_t alignment) INTERNAL;
 int os_unmap(void *p, size_t size) INTERNAL;
 int os_release(void *p, size_t size) INTERNAL;           /* MADV_DONTNEED: RSS drops now */
+size_t os_resident_bytes(const void *p, size_t size) INTERNAL;   /* mincore */
 void os_advise_huge_pages(void *p, size_t size) INTERNAL;
 struct iovec;
 int os_release_many(struct iovec *ranges, size_t count) INTERNAL;

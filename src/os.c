@@ -69,6 +69,28 @@ int os_release(void *p, size_t size)
     return madvise(p, size, MADV_DONTNEED);
 }
 
+/* Bytes of the mapped range [p, p + size) that are resident now (mincore(2)), counted
+ * 16 MiB at a time; 0 for a range the kernel cannot report. */
+size_t os_resident_bytes(const void *p, size_t size)
+{
+    enum { CHUNK_PAGES = 4096 };
+    unsigned char vec[CHUNK_PAGES];
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    uintptr_t end = (uintptr_t)p + size;
+    size_t pages = 0;
+    while (a < end) {
+        size_t n = (end - a + OS_PAGE_SIZE - 1) / OS_PAGE_SIZE;
+        if (n > CHUNK_PAGES)
+            n = CHUNK_PAGES;
+        if (mincore((void *)a, n * OS_PAGE_SIZE, vec) != 0)
+            return pages * OS_PAGE_SIZE;
+        for (size_t i = 0; i < n; i++)
+            pages += vec[i] & 1;
+        a += n * OS_PAGE_SIZE;
+    }
+    return pages * OS_PAGE_SIZE;
+}
+
 /* Release many ranges with one process_madvise(2): the kernel batches the TLB flushes
  * that one madvise per range would pay each (an IPI to every CPU running this process).
  * Falls back to one madvise per range where process_madvise cannot do MADV_DONTNEED.

@@ -57,6 +57,7 @@ API int crtheap_get_stats(crtheap_stats_t *st)
             clean_bytes = clean ? seg->pages[1].block_size : 0;   /* slice 1 is the whole block */
         }
         st->committed += bytes - clean_bytes;
+        st->resident += os_resident_bytes(seg->kind == SEGMENT_DONATED ? segment_first_byte(seg) : seg->base, bytes);
         for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
             const page_t *pg = &seg->pages[i];
             if (pg->bin != 0 && pg->slice_offset == 0)
@@ -73,8 +74,8 @@ API void crtheap_print_stats(FILE *out)
     crtheap_stats_t st;
     crtheap_get_stats(&st);
     fprintf(out, "crtheap: %zu heaps, %zu segments\n", st.heaps, st.segments);
-    fprintf(out, "  in use     %12zu bytes\n  committed  %12zu bytes\n  mapped     %12zu bytes\n",
-            st.in_use, st.committed, st.mapped);
+    fprintf(out, "  in use     %12zu bytes\n  committed  %12zu bytes\n  resident   %12zu bytes\n"
+                 "  mapped     %12zu bytes\n", st.in_use, st.committed, st.resident, st.mapped);
     fprintf(out, "  released   %12zu bytes (total)\n  donated    %12zu bytes\n  huge cache %12zu bytes\n",
             st.released, st.donated, st.huge_cached);
     fprintf(out, "  %10s %12s %8s\n", "block", "in use", "pages");

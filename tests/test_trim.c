@@ -443,6 +443,40 @@ START_TEST(t_huge_cache_cooled_before_growth)
 }
 END_TEST
 
+/* crtheap_get_stats's `resident` follows what the heap's memory really holds: it grows as
+ * a block is touched, stays within `committed` and the process's anonymous RSS, and drops
+ * when _heapmin gives the block back. */
+START_TEST(t_stats_resident)
+{
+    crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, -1);
+    ck_assert_int_eq(_heapmin(), 0);
+    crtheap_stats_t st0, st1, st2, st3;
+    ck_assert_int_eq(crtheap_get_stats(&st0), 0);
+    size_t sz = 16 * MiB;
+    unsigned char *p = malloc(sz);
+    ck_assert_ptr_nonnull(p);
+    memset(p, 0x3C, sz / 2);
+    ck_assert_int_eq(crtheap_get_stats(&st1), 0);
+    /* transparent huge pages fault 2 MiB at a time: bounds allow one huge page of slack */
+    expect(st1.resident >= st0.resident + sz / 2 - 2 * MiB, "resident %zu -> %zu KiB after touching %zu KiB",
+           st0.resident / KiB, st1.resident / KiB, sz / 2 / KiB);
+    expect(st1.resident <= st1.committed, "resident %zu KiB above committed %zu KiB", st1.resident / KiB,
+           st1.committed / KiB);
+    expect(st1.resident <= anon_bytes(), "resident %zu KiB above the process's anonymous RSS %zu KiB",
+           st1.resident / KiB, anon_bytes() / KiB);
+    memset(p + sz / 2, 0xC3, sz / 2);
+    ck_assert_int_eq(crtheap_get_stats(&st2), 0);
+    expect(st2.resident >= st0.resident + sz - 2 * MiB, "resident %zu -> %zu KiB after touching all %zu KiB",
+           st0.resident / KiB, st2.resident / KiB, sz / KiB);
+    expect(p[0] == 0x3C && p[sz - 1] == 0xC3, "block contents lost");
+    free(p);
+    ck_assert_int_eq(_heapmin(), 0);
+    ck_assert_int_eq(crtheap_get_stats(&st3), 0);
+    expect(st3.resident + sz - 2 * MiB <= st2.resident, "resident %zu -> %zu KiB after free and _heapmin",
+           st2.resident / KiB, st3.resident / KiB);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ malloc_trim, crtheap_trim */
 
 START_TEST(t_malloc_trim_releases)
@@ -562,6 +596,7 @@ static Suite *trim_suite(void)
     tcase_add_test(tc, t_heapmin_drains_remote_frees);
     tcase_add_test(tc, t_heapmin_huge_unmapped);
     tcase_add_test(tc, t_huge_cache_cooled_before_growth);
+    tcase_add_test(tc, t_stats_resident);
     tcase_add_test(tc, t_malloc_trim_releases);
     tcase_add_test(tc, t_crtheap_trim_bytes);
     tcase_add_test(tc, t_passive_purge);
