@@ -32,7 +32,7 @@ build/libcrtheap.a: $(OBJS)
 
 # The demo is built against the system allocator and run twice: as it is, and with
 # crtheap preloaded, so both trims are shown on the same workload.
-build/crtheap-demo: demo/demo.c
+build/crtheap-demo: demo/demo.c include/crtheap.h
 	@mkdir -p build
 	$(CC) -std=gnu11 -O2 -Wall -Wextra $(WERROR) -Iinclude $< -o $@ -lpthread -ldl
 

@@ -118,8 +118,9 @@ int main(void)
     crtheap_stats_t st;
     if (get_stats && get_stats(&st) == 0)
         printf("  crtheap_get_stats: %zu heaps, %zu segments, %.1f MiB in use, %.1f MiB committed,\n"
-               "                     %.1f MiB given back to the OS so far\n",
-               st.heaps, st.segments, st.in_use / 1048576.0, st.committed / 1048576.0, st.released / 1048576.0);
+               "                     %.1f MiB resident, %.1f MiB given back to the OS so far\n",
+               st.heaps, st.segments, st.in_use / 1048576.0, st.committed / 1048576.0,
+               st.resident / 1048576.0, st.released / 1048576.0);
     pthread_barrier_wait(&done);
     for (int t = 0; t < THREADS; t++)
         pthread_join(threads[t], NULL);
