@@ -166,7 +166,8 @@ static bool walk_returned_entry(const void *p)
     return false;
 }
 
-/* The first segment that ends above p (registry order is address order). */
+/* The first segment that ends above p.  Registry order is address order and segments'
+ * own bytes never overlap, so ends increase too. */
 static segment_t *registry_find_above(const void *p)
 {
     for (segment_t *seg = registry_first(); seg; seg = seg->reg_next)
@@ -175,12 +176,11 @@ static segment_t *registry_find_above(const void *p)
     return NULL;
 }
 
+/* The segment whose own bytes hold p, or NULL. */
 static segment_t *registry_find(const void *p)
 {
-    for (segment_t *seg = registry_first(); seg; seg = seg->reg_next)
-        if ((const uint8_t *)p >= segment_first_byte(seg) && (const uint8_t *)p < seg->base + segment_bytes(seg))
-            return seg;
-    return NULL;
+    segment_t *seg = registry_find_above(p);
+    return seg && (const uint8_t *)p >= segment_first_byte(seg) ? seg : NULL;
 }
 
 API int _heapwalk(_HEAPINFO *info)
