@@ -191,6 +191,7 @@ static page_t *heap_new_page(heap_t *h, unsigned bin)
         return NULL;
     page_init(pg, bin);
     page_extend(pg);
+    page_release_unlinked(pg);
     atomic_store_explicit(&pg->heap, h, memory_order_release);
     page_queue_push_front(&h->queues[bin], pg);
     return pg;

@@ -56,7 +56,6 @@
 #define LARGE_MAX       ((size_t)2 * 1024 * 1024) /* one block on a run of slices up to this */
 #define BIN_COUNT       49            /* bins 1..48 are classes; 0 is "no class" */
 #define BIN_LARGE       BIN_COUNT     /* a page holding one large or huge block */
-#define SPARE_MAX_BIN   8             /* classes up to 128 bytes keep one empty spare page */
 #define WIDE_SIDE_MIN   129           /* from here on, 16-bit side entries: any slack of a
                                          class <= 128 bytes fits in 8 bits */
 
@@ -293,6 +292,7 @@ void segment_fork_child(void) INTERNAL;
 /* ---- pages (page.c) ---- */
 void page_init(page_t *pg, unsigned bin) INTERNAL;
 bool page_extend(page_t *pg) INTERNAL;           /* link unlisted blocks; false if none */
+void page_release_unlinked(page_t *pg) INTERNAL; /* new page on dirty slices: drop what it inherited */
 void page_queue_push_front(page_queue_t *q, page_t *pg) INTERNAL;
 void page_queue_remove(page_queue_t *q, page_t *pg) INTERNAL;
 void page_free_block_slow(heap_t *h, page_t *pg) INTERNAL;

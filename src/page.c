@@ -75,6 +75,24 @@ bool page_extend(page_t *pg)
     return head != NULL;
 }
 
+/* A page of many small blocks fills lazily, and such a page is often the only one of a
+ * light class; carved on dirty slices it would keep all the memory the previous page
+ * there touched.  Release the OS pages between its linked blocks and its side table
+ * (every block there is unlisted, so nothing reads them) so that it holds what it uses.
+ * One madvise per such page: empty pages stay in their queue as spares, so a class does
+ * not carve one per cycle.  Larger blocks fill their page quickly; theirs is kept. */
+void page_release_unlinked(page_t *pg)
+{
+    enum { LAZY_PAGE_MIN_BLOCKS = 256 };   /* blocks of 256 bytes or less */
+    if (pg->fresh || pg->capacity < LAZY_PAGE_MIN_BLOCKS)
+        return;
+    uintptr_t lo = ((uintptr_t)pg->start + (size_t)pg->scan * pg->block_size + OS_PAGE_SIZE - 1) &
+                   ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    uintptr_t hi = (uintptr_t)pg->side & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    if (hi > lo && os_release((void *)lo, hi - lo) == 0)
+        stats_note_released(hi - lo);
+}
+
 void page_queue_push_front(page_queue_t *q, page_t *pg)
 {
     pg->prev = NULL;
@@ -134,7 +152,7 @@ void page_free_block_slow(heap_t *h, page_t *pg)
     }
     if (pg->used != 0)
         return;
-    if (pg->bin == BIN_LARGE || pg->bin > SPARE_MAX_BIN) {   /* only small classes keep a spare */
+    if (pg->bin == BIN_LARGE || pg->slice_count > 1) {   /* only single-slice pages stay spare */
         page_retire(h, pg);
         return;
     }

@@ -9,6 +9,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +351,60 @@ START_TEST(t_heapmin_drains_remote_frees)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ page reuse */
+
+enum { BIG_BLOCK = 2000, BIG_BLOCKS = 4 * 31, TINY_BLOCKS = 8 };   /* 31 per 64 KiB page */
+
+/* A thread with a fresh heap empties four pages of 2 KiB blocks (two stay as its spares,
+ * two go back to the segment as dirty, fully resident slices), then allocates its first
+ * 16-byte blocks: their page is carved on one of those slices and must keep only the OS
+ * pages it uses, not the 64 KiB the 2 KiB blocks touched. */
+static void *tiny_page_on_dirty_slice(void *arg)
+{
+    size_t *resident = arg;
+    unsigned char *big[BIG_BLOCKS];
+    for (int i = 0; i < BIG_BLOCKS; i++) {
+        big[i] = malloc(BIG_BLOCK);
+        ck_assert_ptr_nonnull(big[i]);
+        fill_all(big[i], BIG_BLOCK, block_key(big[i], BIG_BLOCK));
+    }
+    for (int i = 0; i < BIG_BLOCKS; i++) {
+        ck_assert_uint_eq(check_all(big[i], BIG_BLOCK, block_key(big[i], BIG_BLOCK)), BIG_BLOCK);
+        free(big[i]);
+    }
+    unsigned char *tiny[TINY_BLOCKS];
+    for (int i = 0; i < TINY_BLOCKS; i++) {
+        tiny[i] = malloc(16);
+        ck_assert_ptr_nonnull(tiny[i]);
+        fill_all(tiny[i], 16, block_key(tiny[i], 16));
+    }
+    uintptr_t slice = (uintptr_t)tiny[0] & ~(uintptr_t)0xFFFF;
+    bool on_big_slice = false;
+    for (int i = 0; i < BIG_BLOCKS; i++)
+        on_big_slice |= ((uintptr_t)big[i] & ~(uintptr_t)0xFFFF) == slice;
+    expect(on_big_slice, "the 16-byte page at %#lx is not on a slice the 2 KiB blocks used",
+           (unsigned long)slice);
+    *resident = resident_inner_pages((const unsigned char *)slice, 0x10000);
+    for (int i = 0; i < TINY_BLOCKS; i++) {
+        ck_assert_uint_eq(check_all(tiny[i], 16, block_key(tiny[i], 16)), 16);
+        free(tiny[i]);
+    }
+    return NULL;
+}
+
+START_TEST(t_small_page_on_dirty_slice_releases_the_rest)
+{
+    crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, -1);   /* dirty slices stay resident */
+    size_t resident = 0;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, tiny_page_on_dirty_slice, &resident), 0);
+    pthread_join(t, NULL);
+    /* the OS pages its first blocks were linked in, and its side table at the end */
+    expect(resident <= 4, "a page of 16-byte blocks holds %zu resident OS pages of 16", resident);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ huge blocks */
 
 START_TEST(t_heapmin_huge_unmapped)
@@ -604,6 +659,7 @@ static Suite *trim_suite(void)
     tcase_add_test(tc, t_heapmin_idle_threads);
     tcase_add_test(tc, t_heapmin_exited_threads);
     tcase_add_test(tc, t_heapmin_drains_remote_frees);
+    tcase_add_test(tc, t_small_page_on_dirty_slice_releases_the_rest);
     tcase_add_test(tc, t_heapmin_huge_unmapped);
     tcase_add_test(tc, t_huge_cache_cooled_before_growth);
     tcase_add_test(tc, t_stats_resident);
