@@ -247,10 +247,11 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
     block_t *b = p;
     b->next = pg->free;
     pg->free = b;
-    /* the only page of its class stays when it empties: skip the call */
-    if (unlikely(--pg->used == 0 || pg->in_full) &&
-        (pg->in_full || pg->next || pg->prev || pg->bin == BIN_LARGE))
-        return free_page_slow_and_leave(h, pg);
+    if (unlikely(--pg->used == 0 || pg->in_full)) {
+        if (pg->in_full || pg->next || pg->prev || pg->bin == BIN_LARGE)
+            return free_page_slow_and_leave(h, pg);
+        pg->emptied = 1;   /* the only page of its class stays when it empties */
+    }
     heap_leave(h);
 }
 

@@ -271,7 +271,7 @@ void heap_maintain(heap_t *h, bool force, uint64_t now)
         return;
     uint64_t older_than = force ? 0 : (now > (uint64_t)delay ? now - (uint64_t)delay : 1);
     uint64_t oldest_left = 0;
-    page_retire_empty(h);   /* spare empty pages become dirty slices, purged in turn */
+    page_retire_empty(h, !force);   /* empty pages become dirty slices, purged in turn */
     size_t released = 0;
     for (segment_t *seg = h->segments, *next; seg; seg = next) {
         next = seg->heap_next;
@@ -300,7 +300,7 @@ static void heap_thread_exit(void *arg)
         return;
     heap_enter(h);
     heap_drain_remote(h);
-    page_retire_empty(h);
+    page_retire_empty(h, false);
     heap_maintain(h, false, os_now_ms());
     heap_leave(h);
     tls_heap = NULL;

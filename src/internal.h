@@ -93,6 +93,7 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint8_t slice_offset;     /* tail descriptor: distance back to the head */
     uint8_t large_side;       /* the side entry of a BIN_LARGE page's one block */
     uint8_t fresh;            /* memory known to be zero (new or released) */
+    uint8_t emptied;          /* became empty since the last decay pass: in use, not idle */
     /* second cache line: slow paths */
     uint32_t unlisted;        /* free blocks in no list (side entry 0): fresh or released */
     uint32_t scan;            /* where to look next for unlisted blocks */
@@ -298,7 +299,7 @@ void page_queue_remove(page_queue_t *q, page_t *pg) INTERNAL;
 void page_free_block_slow(heap_t *h, page_t *pg) INTERNAL;
 size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch) INTERNAL;
 void page_rebuild_free_list(page_t *pg) INTERNAL;
-void page_retire_empty(heap_t *h) INTERNAL;
+void page_retire_empty(heap_t *h, bool idle_only) INTERNAL;
 
 /* ---- heaps (heap.c) ---- */
 heap_t *heap_get_or_init(void) INTERNAL;

@@ -152,6 +152,7 @@ void page_free_block_slow(heap_t *h, page_t *pg)
     }
     if (pg->used != 0)
         return;
+    pg->emptied = 1;
     if (pg->bin == BIN_LARGE || pg->slice_count > 1) {   /* only single-slice pages stay spare */
         page_retire(h, pg);
         return;
@@ -179,15 +180,20 @@ void page_free_block_slow(heap_t *h, page_t *pg)
     q->first->next = pg;
 }
 
-/* Retire every empty page of the heap, the last of each class included. */
-void page_retire_empty(heap_t *h)
+/* Retire the empty pages of the heap, the last of each class included.  idle_only (decay)
+ * keeps a page that emptied again since the last pass, clearing the mark: a class in use
+ * keeps its page instead of carving a new one on each pass, an idle one loses it on the
+ * next pass. */
+void page_retire_empty(heap_t *h, bool idle_only)
 {
     for (unsigned bin = 1; bin < BIN_COUNT; bin++) {
         page_t *pg = h->queues[bin].first;
         while (pg && pg != &empty_page) {
             page_t *next = pg->next;
-            if (pg->used == 0)
+            if (pg->used == 0 && !(idle_only && pg->emptied))
                 page_retire(h, pg);
+            else
+                pg->emptied = 0;
             pg = next;
         }
     }

@@ -86,7 +86,7 @@ static size_t trim_heap(heap_t *h)
     if (!heap_claim(h, true))
         return 0;
     heap_drain_remote(h);
-    page_retire_empty(h);
+    page_retire_empty(h, false);
     bool more = trim_segments(h, &position, &released);
     heap_unclaim(h);
     while (more) {
@@ -137,7 +137,7 @@ API void crtheap_collect(void)
         return;
     heap_enter(h);
     heap_drain_remote(h);
-    page_retire_empty(h);
+    page_retire_empty(h, false);
     heap_maintain(h, true, os_now_ms());
     heap_leave(h);
 }
