@@ -150,35 +150,55 @@ void heap_free_owned(heap_t *h, page_t *pg, void *p)
         page_free_block_slow(h, pg);
 }
 
-/* One atomic push onto the owner's list; the owner (or a claimer) drains it. */
+static __thread unsigned remote_turn;   /* which of the owner's lists this thread pushes to */
+
+/* One atomic push onto one of the owner's lists; the owner (or a claimer) drains them. */
 void heap_free_remote(page_t *pg, void *p)
 {
     heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_acquire);
+    _Atomic(block_t *) *list = &owner->remote[remote_turn++ % REMOTE_LISTS].head;
     block_t *b = p;
-    block_t *head = atomic_load_explicit(&owner->remote, memory_order_relaxed);
+    block_t *head = atomic_load_explicit(list, memory_order_relaxed);
     do {
         b->next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&owner->remote, &head, b, memory_order_release,
-                                                    memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(list, &head, b, memory_order_release, memory_order_relaxed));
+}
+
+/* A block taken off a remote list goes back to its page's free list. */
+static inline void heap_take_back(heap_t *h, block_t *b)
+{
+    segment_t *seg = segment_of(b);
+    if (!seg)
+        fatal_pointer("free", b, "corrupted remote free list");
+    page_t *pg = segment_page_of(seg, b);
+    uint32_t i = page_block_index(pg, b);
+    if (pg->bin == 0 || i >= pg->capacity || side_get(pg, i) != side_remote_value(pg))
+        fatal_pointer("free", b, "double free");
+    side_set(pg, i, side_free_value(pg));
+    heap_free_owned(h, pg, b);
 }
 
 void heap_drain_remote(heap_t *h)
 {
-    if (atomic_load_explicit(&h->remote, memory_order_relaxed) == NULL)
-        return;
-    block_t *b = atomic_exchange_explicit(&h->remote, NULL, memory_order_acquire);
-    while (b) {
-        block_t *next = b->next;
-        segment_t *seg = segment_of(b);
-        if (!seg)
-            fatal_pointer("free", b, "corrupted remote free list");
-        page_t *pg = segment_page_of(seg, b);
-        uint32_t i = page_block_index(pg, b);
-        if (pg->bin == 0 || i >= pg->capacity || side_get(pg, i) != side_remote_value(pg))
-            fatal_pointer("free", b, "double free");
-        side_set(pg, i, side_free_value(pg));
-        heap_free_owned(h, pg, b);
-        b = next;
+    block_t *b[REMOTE_LISTS];
+    bool any = false;
+    for (unsigned k = 0; k < REMOTE_LISTS; k++) {
+        b[k] = NULL;
+        if (atomic_load_explicit(&h->remote[k].head, memory_order_relaxed) != NULL) {
+            b[k] = atomic_exchange_explicit(&h->remote[k].head, NULL, memory_order_acquire);
+            any = true;
+        }
+    }
+    while (any) {   /* one block of each list per turn: their link loads are independent */
+        any = false;
+        for (unsigned k = 0; k < REMOTE_LISTS; k++) {
+            if (b[k]) {
+                block_t *next = b[k]->next;
+                heap_take_back(h, b[k]);
+                b[k] = next;
+                any |= next != NULL;
+            }
+        }
     }
 }
 

@@ -135,6 +135,8 @@ typedef struct segment {
 
 typedef struct page_queue { page_t *first, *last; } page_queue_t;
 
+#define REMOTE_LISTS 4
+
 enum heap_state { HEAP_LIVE = 1, HEAP_ABANDONED = 2 };
 
 typedef struct heap {
@@ -147,7 +149,10 @@ typedef struct heap {
     int state;
     struct heap *all_next;    /* every heap ever made */
     struct heap *pool_next;   /* abandoned heaps waiting for a thread */
-    _Alignas(64) _Atomic(block_t *) remote;  /* blocks other threads freed into this heap */
+    /* blocks other threads freed into this heap, on REMOTE_LISTS stacks (each on its own
+     * cache line) that a freeing thread takes in turn: the owner drains them side by side,
+     * so the cache misses on their links overlap instead of following one chain */
+    struct { _Alignas(64) _Atomic(block_t *) head; } remote[REMOTE_LISTS];
 } heap_t;
 
 _Static_assert(SEGMENT_SLICES == 64, "slice masks are uint64_t");

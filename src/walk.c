@@ -278,14 +278,14 @@ static int check_page(const segment_t *seg, page_t *pg)
     return count == listed ? _HEAPOK : _HEAPBADNODE;
 }
 
-/* Blocks other threads freed into h: each a block start marked REMOTE.  Nodes are not
- * changed until drained, which needs the claim we hold; pushes only change the head. */
-static int check_remote_list(heap_t *h)
+/* One of a heap's remote lists: each node a block start marked REMOTE.  Nodes are not
+ * changed until drained, which needs the claim we hold; pushes only change the heads.
+ * Nodes are counted into *count, so a cycle ends the check. */
+static int check_remote_list(block_t *first, size_t *count)
 {
-    size_t count = 0;
-    for (block_t *b = atomic_load(&h->remote); b; b = b->next) {
+    for (block_t *b = first; b; b = b->next) {
         segment_t *seg = segment_of(b);
-        if (!seg || !segment_header_ok(seg) || ++count > ((size_t)1 << 32))
+        if (!seg || !segment_header_ok(seg) || ++*count > ((size_t)1 << 32))
             return _HEAPBADNODE;
         page_t *pg = segment_page_of(seg, b);
         if (pg->bin == 0 || !page_geometry_ok(seg, pg))
@@ -294,6 +294,18 @@ static int check_remote_list(heap_t *h)
         if ((uintptr_t)b < (uintptr_t)pg->start || off % pg->block_size != 0 || off / pg->block_size >= pg->capacity ||
             side_get(pg, (uint32_t)(off / pg->block_size)) != side_remote_value(pg))
             return _HEAPBADNODE;
+    }
+    return _HEAPOK;
+}
+
+/* The blocks other threads freed into h. */
+static int check_remote_lists(heap_t *h)
+{
+    size_t count = 0;
+    for (unsigned k = 0; k < REMOTE_LISTS; k++) {
+        int result = check_remote_list(atomic_load(&h->remote[k].head), &count);
+        if (result != _HEAPOK)
+            return result;
     }
     return _HEAPOK;
 }
@@ -327,7 +339,7 @@ API int _heapchk(void)
     int result = _HEAPOK;
     for (heap_t *h = first; h && result == _HEAPOK; h = h->all_next) {
         heap_claim(h, true);
-        result = check_remote_list(h);
+        result = check_remote_lists(h);
         for (segment_t *seg = h->segments; seg && result == _HEAPOK; seg = seg->heap_next)
             result = check_segment(seg);
         heap_unclaim(h);
