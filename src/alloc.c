@@ -33,7 +33,9 @@ static inline __attribute__((always_inline)) void *page_pop(page_t *pg, block_t 
             fatal_pointer("malloc", b, "corrupted free list");
         *side = (uint16_t)requested_code;
     }
-    pg->free = b->next;
+    block_t *next = b->next;
+    __builtin_prefetch(next, 1);   /* the next malloc of this class writes it */
+    pg->free = next;
     pg->used++;
     return b;
 }
