@@ -83,7 +83,7 @@ bool page_extend(page_t *pg)
  * not carve one per cycle.  Larger blocks fill their page quickly; theirs is kept. */
 void page_release_unlinked(page_t *pg)
 {
-    enum { LAZY_PAGE_MIN_BLOCKS = 256 };   /* blocks of 256 bytes or less */
+    enum { LAZY_PAGE_MIN_BLOCKS = 256 };   /* one-slice pages of blocks up to 224 bytes */
     if (pg->fresh || pg->capacity < LAZY_PAGE_MIN_BLOCKS)
         return;
     uintptr_t lo = ((uintptr_t)pg->start + (size_t)pg->scan * pg->block_size + OS_PAGE_SIZE - 1) &

@@ -1005,6 +1005,46 @@ START_TEST(t_heapchk_remote_link)
 }
 END_TEST
 
+struct free_many { unsigned char **blocks; size_t count; };
+
+static void *free_many_in_thread(void *arg)
+{
+    struct free_many *m = arg;
+    for (size_t i = 0; i < m->count; i++) {
+        check_stamp(m->blocks[i], 48);
+        free(m->blocks[i]);
+    }
+    return NULL;
+}
+
+START_TEST(t_heapchk_remote_link_every_list)
+{
+    /* Another thread's frees spread over the owner's remote lists (it takes them in
+     * turn): a wild link is found whichever list holds it. */
+    enum { FREED = 8 };
+    for (size_t damaged = 0; damaged < FREED; damaged++) {
+        damage_setup();
+        struct free_many m = { &dmg[40], FREED };
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, free_many_in_thread, &m), 0);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(_heapchk(), _HEAPOK);
+        unsigned char *v = dmg[40 + damaged];
+        uint64_t saved, wild = 0x4343434343434343ull;
+        memcpy(&saved, opaque_ptr(v), 8);
+        memcpy(opaque_ptr(v), &wild, 8);
+        expect_damage_found("wild link on one of the cross-thread free queues");
+        memcpy(opaque_ptr(v), &saved, 8);   /* repaired: the next malloc drains the lists */
+        ck_assert_int_eq(_heapchk(), _HEAPOK);
+        for (size_t i = 0; i < DMG_N; i++)
+            if (i < 40 || i >= 40 + FREED) {
+                check_stamp(dmg[i], 48);
+                free(dmg[i]);
+            }
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------ _heapset */
 
 START_TEST(t_heapset)
@@ -1205,6 +1245,7 @@ static Suite *crt_suite(void)
     tcase_add_test(tc, t_heapchk_write_after_free_interior);
     tcase_add_test(tc, t_heapchk_overrun_into_free);
     tcase_add_test(tc, t_heapchk_remote_link);
+    tcase_add_test(tc, t_heapchk_remote_link_every_list);
     tcase_add_test(tc, t_heapset);
     tcase_add_test(tc, t_heapadd_bad);
     tcase_add_test(tc, t_heapadd_unaligned);
