@@ -153,25 +153,47 @@ static const char *freed_block_problem(const char *call)
     return strstr(call, "free") ? "double free" : "use after free";
 }
 
-/* The page of a live block p, or a fatal diagnostic naming `call`. */
-page_t *crt_checked_page(const void *p, const char *call, uint32_t *index)
+/* The reports of checked_page, out of its callers' way. */
+static __attribute__((noinline, cold, noreturn)) void checked_page_fatal(const void *p, const char *call,
+                                                                        segment_t *seg, page_t *pg, uint32_t i)
 {
-    segment_t *seg = segment_of(p);
-    if (unlikely(!seg))
+    if (!seg)
         fatal_pointer(call, p, "invalid pointer");
-    page_t *pg = segment_page_of(seg, p);
-    uint32_t i = page_block_index(pg, p);
-    if (unlikely(pg->bin == 0)) {
+    if (pg->bin == 0) {
         /* a freed large block leaves its slices free: its start is a double free */
         bool slice_start = ((uintptr_t)p - (uintptr_t)seg->base) % SLICE_SIZE == 0;
         fatal_pointer(call, p, slice_start && p != seg->base ? freed_block_problem(call) : "invalid pointer");
     }
-    if (unlikely(i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (const uint8_t *)p))
+    if (i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (const uint8_t *)p)
         fatal_pointer(call, p, (const uint8_t *)p < pg->start + pg->blocks_bytes || pg->bin == BIN_LARGE ? "interior pointer" : "invalid pointer");
-    if (unlikely(!side_is_allocated(pg, side_get(pg, i))))
-        fatal_pointer(call, p, freed_block_problem(call));
+    fatal_pointer(call, p, freed_block_problem(call));
+}
+
+/* The page of a live block p, its index and side entry, or a fatal diagnostic naming
+ * `call`.  Inlined into realloc, whose in-place path is mostly this. */
+static inline __attribute__((always_inline)) page_t *checked_page(const void *p, const char *call,
+                                                                  uint32_t *index, unsigned *side)
+{
+    segment_t *seg = segment_of(p);
+    if (unlikely(!seg))
+        checked_page_fatal(p, call, seg, NULL, 0);
+    page_t *pg = segment_page_of(seg, p);
+    uint32_t i = page_block_index(pg, p);
+    if (unlikely(pg->bin == 0 || i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (const uint8_t *)p))
+        checked_page_fatal(p, call, seg, pg, i);
+    unsigned v = side_get(pg, i);
+    if (unlikely(!side_is_allocated(pg, v)))
+        checked_page_fatal(p, call, seg, pg, i);
     *index = i;
+    *side = v;
     return pg;
+}
+
+/* The page of a live block p, or a fatal diagnostic naming `call`. */
+page_t *crt_checked_page(const void *p, const char *call, uint32_t *index)
+{
+    unsigned side;
+    return checked_page(p, call, index, &side);
 }
 
 /* Free of a block that is not the calling thread's (or fails the fast checks). */
@@ -279,18 +301,25 @@ size_t crt_requested_size(const void *p, const char *call)
 void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
 {
     uint32_t i;
-    page_t *pg = crt_checked_page(p, call, &i);
+    unsigned side;
+    page_t *pg = checked_page(p, call, &i, &side);
     size_t usable = pg->block_size;
-    size_t old = pg->bin == BIN_LARGE ? pg->large_requested : usable - (side_get(pg, i) - 1);
     n += n == 0;
     /* stay put when the block fits and is not more than twice too big */
-    if (n <= usable && (in_place_only || n > usable / 2 || usable <= MIN_BLOCK) &&
-        (pg->bin == BIN_LARGE || side_can_record(usable, n))) {
-        if (pg->bin == BIN_LARGE)
+    bool stay = n <= usable && (in_place_only || n > usable / 2 || usable <= MIN_BLOCK);
+    size_t old;
+    if (pg->bin == BIN_LARGE) {
+        if (stay) {
             pg->large_requested = n;
-        else
+            return p;
+        }
+        old = pg->large_requested;
+    } else {
+        if (stay && side_can_record(usable, n)) {
             side_set(pg, i, (unsigned)(usable - n + 1));
-        return p;
+            return p;
+        }
+        old = usable - (side - 1);
     }
     if (in_place_only)
         return NULL;
