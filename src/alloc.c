@@ -347,9 +347,10 @@ API void *calloc(size_t count, size_t size)
     if (p) {
         uint32_t i;
         page_t *pg = crt_checked_page(p, "calloc", &i);
-        if (!(pg->bin == BIN_LARGE && pg->fresh))   /* fresh mappings are already zero */
+        if (pg->bin == BIN_LARGE && pg->fresh)   /* a fresh mapping is already zero, once */
+            pg->fresh = 0;
+        else   /* (no store to a class page's descriptor: other threads read that line) */
             memset(p, 0, n ? n : 1);
-        pg->fresh = 0;
     }
     return p;
 }

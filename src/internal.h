@@ -76,8 +76,9 @@ struct heap;
  * multi-slice page point back to the head with slice_offset. */
 typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shift */
     /* first cache line: the page's shape, read by every malloc and free (other threads'
-     * included) and written only when the page is made: a thread freeing into this page
-     * never takes the line the owner writes on each malloc */
+     * included) and written when the page is made (scan, fresh and the large fields also
+     * on slow paths), never by malloc's and free's fast paths: a thread freeing into this
+     * page does not take the line the owner writes on each operation */
     uint8_t *start;           /* first block; 64 KiB aligned for segment pages */
     void *side;               /* side table: uint8_t or uint16_t per block (inline_side for
                                  pages of at most INLINE_SIDE_MAX blocks) */
