@@ -6,6 +6,7 @@
 #ifndef CRTHEAP_DEATH_H
 #define CRTHEAP_DEATH_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,22 @@ static inline void announce(const void *p)
 {
     printf("%p\n", p);
     fflush(stdout);
+}
+
+/* A block of n bytes, written, for the misuse to come. */
+static inline char *written_block(size_t n)
+{
+    char *p = malloc(n);
+    memset(p, 1, n);
+    return p;
+}
+
+/* Run fn(arg) on a thread of its own and wait for it. */
+static inline void in_other_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, fn, arg);
+    pthread_join(t, NULL);
 }
 
 /* Reaching this means the allocator absorbed the misuse silently. */

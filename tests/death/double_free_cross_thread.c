@@ -1,5 +1,4 @@
 /* A block freed by another thread, then freed again by the thread that allocated it. */
-#include <pthread.h>
 #include "death.h"
 
 static void *free_it(void *p)
@@ -10,11 +9,8 @@ static void *free_it(void *p)
 
 int main(void)
 {
-    char *p = malloc(64);
-    memset(p, 1, 64);
-    pthread_t t;
-    pthread_create(&t, NULL, free_it, p);
-    pthread_join(t, NULL);
+    char *p = written_block(64);
+    in_other_thread(free_it, p);
     announce(p);
     free(launder(p));
     /* A heap may find the second free only when it collects its cross-thread frees. */

@@ -1,6 +1,5 @@
 /* A thread that has a heap of its own frees another thread's block twice: the first free
  * queues it for its owner, and the second must be caught before the owner drains it. */
-#include <pthread.h>
 #include "death.h"
 
 static void *free_twice(void *p)
@@ -16,10 +15,6 @@ static void *free_twice(void *p)
 
 int main(void)
 {
-    char *p = malloc(64);
-    memset(p, 1, 64);
-    pthread_t t;
-    pthread_create(&t, NULL, free_twice, p);
-    pthread_join(t, NULL);
+    in_other_thread(free_twice, written_block(64));
     return survived();
 }
