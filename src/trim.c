@@ -137,8 +137,7 @@ API void crtheap_collect(void)
         return;
     heap_enter(h);
     heap_drain_remote(h);
-    page_retire_empty(h, false);
-    heap_maintain(h, true, os_now_ms());
+    heap_maintain(h, true, os_now_ms());   /* forced: retires every empty page first */
     heap_leave(h);
 }
 
