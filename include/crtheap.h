@@ -81,6 +81,9 @@ typedef enum crtheap_option {
     CRTHEAP_OPTION_PURGE_DELAY_MS,  /* free memory older than this goes back to the OS;
                                        0 = at once, -1 = only on _heapmin (env CRTHEAP_PURGE_DELAY_MS) */
     CRTHEAP_OPTION_HUGE_CACHE_MB,   /* bytes of freed huge blocks kept for reuse (env CRTHEAP_HUGE_CACHE_MB) */
+    CRTHEAP_OPTION_PURGER,          /* 1: a background thread applies the decay to heaps whose threads
+                                       sleep (only while two threads have heaps); 0: only the threads'
+                                       own allocations do (env CRTHEAP_PURGER) */
     CRTHEAP_OPTION_COUNT
 } crtheap_option_t;
 

@@ -59,7 +59,7 @@ static void *malloc_generic(size_t n, size_t alignment);
 /* The class ran dry (or the heap is claimed): everything else, then leave the heap. */
 static __attribute__((noinline)) void *malloc_refill_and_leave(heap_t *h, unsigned bin, size_t n)
 {
-    if (atomic_load_explicit(&h->claim, memory_order_relaxed))
+    if (atomic_load_explicit(&h->claim, memory_order_relaxed) & CLAIM_HELD)
         heap_wait_unclaimed(h);
     void *p = heap_alloc_bin(h, bin, n);
     heap_leave(h);
@@ -105,7 +105,7 @@ static void *malloc_generic(size_t n, size_t alignment)
         errno = ENOMEM;
         return NULL;
     }
-    if (unlikely(n > MEDIUM_MAX && !purger_running()))
+    if (unlikely(n > MEDIUM_MAX && purger_wanted()))
         purger_start();   /* big blocks: decay will have work (never from free: see trim.c) */
     void *p = NULL;
     heap_enter(h);
@@ -123,6 +123,7 @@ static void *malloc_generic(size_t n, size_t alignment)
             }
         }
     }
+    heap_maintain_if_due(h);   /* large blocks: the decay's other chance on this thread */
     p = heap_malloc_large(h, n, alignment > MIN_BLOCK ? alignment : 0);
     if (!p) {   /* out of address space: give back what is cached, then try once more */
         huge_cache_trim(true);
@@ -307,26 +308,23 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
     n += n == 0;
     /* stay put when the block fits and is not more than twice too big */
     bool stay = n <= usable && (in_place_only || n > usable / 2 || usable <= MIN_BLOCK);
-    size_t old;
     if (pg->bin == BIN_LARGE) {
         if (stay) {
             pg->large_requested = n;
             return p;
         }
-        old = pg->large_requested;
-    } else {
-        if (stay && side_can_record(usable, n)) {
-            side_set(pg, i, (unsigned)(usable - n + 1));
-            return p;
-        }
-        old = usable - (side - 1);
+    } else if (stay && side_can_record(usable, n)) {
+        side_set(pg, i, (unsigned)(usable - n + 1));
+        return p;
     }
     if (in_place_only)
         return NULL;
     void *q = crt_malloc(n);
     if (!q)
         return NULL;
-    memcpy(q, p, old < n ? old : n);
+    /* every usable byte is the program's (malloc_usable_size says so, and programs such
+     * as Redis write them): keep them all, as glibc and every peer do */
+    memcpy(q, p, usable < n ? usable : n);
     crt_free(p, call);
     return q;
 }

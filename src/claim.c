@@ -54,14 +54,19 @@ bool heap_claim_locked(heap_t *h, bool wait)
     return heap_claim_raw(h, wait);
 }
 
-/* The handshake itself, for any heap (fork's prepare handler calls it directly). */
+/* The handshake itself, for any heap (fork's prepare handler calls it directly).  The
+ * claimer sets CLAIM_HELD and keeps CLAIM_DIVERT as it is. */
 bool heap_claim_raw(heap_t *h, bool wait)
 {
     unsigned spins = 0;
-    for (int expected = 0; !atomic_compare_exchange_weak(&h->claim, &expected, 1); expected = 0) {
+    int c = atomic_load_explicit(&h->claim, memory_order_relaxed);
+    for (;;) {
+        if (!(c & CLAIM_HELD) && atomic_compare_exchange_weak(&h->claim, &c, c | CLAIM_HELD))
+            break;
         if (!wait)
             return false;
         pause_briefly(spins++);
+        c = atomic_load_explicit(&h->claim, memory_order_relaxed);
     }
     os_membarrier();
     for (spins = 0; atomic_load_explicit(&h->busy, memory_order_acquire); spins++) {
@@ -76,17 +81,18 @@ bool heap_claim_raw(heap_t *h, bool wait)
 
 void heap_unclaim_locked(heap_t *h)
 {
-    atomic_store_explicit(&h->claim, 0, memory_order_release);
+    atomic_fetch_and_explicit(&h->claim, ~CLAIM_HELD, memory_order_release);
 }
 
-/* The owner found its heap claimed: step out, wait, step back in. */
+/* The owner found its heap claimed (or diverted): step out while it is held, step back
+ * in.  A diverted heap that nobody holds returns at once, entered. */
 void heap_wait_unclaimed(heap_t *h)
 {
     do {
         atomic_store_explicit(&h->busy, 0, memory_order_release);
-        for (unsigned spins = 0; atomic_load_explicit(&h->claim, memory_order_acquire); spins++)
+        for (unsigned spins = 0; atomic_load_explicit(&h->claim, memory_order_acquire) & CLAIM_HELD; spins++)
             pause_briefly(spins);
         atomic_store_explicit(&h->busy, 1, memory_order_relaxed);
         compiler_barrier();
-    } while (atomic_load_explicit(&h->claim, memory_order_acquire));
+    } while (atomic_load_explicit(&h->claim, memory_order_acquire) & CLAIM_HELD);
 }

@@ -103,9 +103,24 @@ API void *_recalloc(void *block, size_t count, size_t size)
 
 typedef struct aligned_header {
     void *block;          /* what malloc returned */
-    size_t requested;     /* what _aligned_msize reports */
-    uintptr_t check;      /* block ^ user pointer ^ secret: spots a foreign pointer */
+    size_t requested;     /* the size asked for */
+    size_t runtime_total; /* what the Universal CRT's underlying block would hold: requested
+                             plus runtime_room() of the allocation's alignment and offset */
+    uintptr_t check;      /* live: block ^ user pointer ^ secret; freed: user pointer ^
+                             secret ^ ALIGNED_FREED (the block's first bytes may be reused
+                             by the free list, so the freed mark depends on p only) */
 } aligned_header_t;
+
+#define ALIGNED_FREED ((uintptr_t)0xa11f7eedull)
+
+/* The Universal CRT adds a pointer, the gap that keeps it aligned below p + offset, and
+ * alignment - 1 (alignments below a pointer's rounded up) to the size it asks for, and
+ * _aligned_msize subtracts the same room computed from the arguments it is given. */
+static size_t runtime_room(size_t alignment, size_t offset)
+{
+    size_t gap = (0 - offset) & (sizeof(void *) - 1);
+    return sizeof(void *) + gap + (alignment > sizeof(void *) ? alignment : sizeof(void *)) - 1;
+}
 
 static aligned_header_t *aligned_header_of(void *p)
 {
@@ -117,14 +132,18 @@ static aligned_header_t *aligned_checked_header(void *p, const char *call)
     aligned_header_t *hdr = aligned_header_of(p);
     if (!segment_of(hdr))
         fatal_pointer(call, p, "invalid pointer");
-    if (hdr->check != ((uintptr_t)hdr->block ^ (uintptr_t)p ^ heap_secret))   /* 0: freed already */
-        fatal_pointer(call, p, hdr->check == 0 ? "double free" : "invalid pointer");
+    if (hdr->check != ((uintptr_t)hdr->block ^ (uintptr_t)p ^ heap_secret))
+        fatal_pointer(call, p, hdr->check == ((uintptr_t)p ^ heap_secret ^ ALIGNED_FREED) ? "double free"
+                                                                                         : "invalid pointer");
     return hdr;
 }
 
+/* The Universal CRT's checks: alignment a power of two, where 0 counts as one (it is
+ * rounded up to a pointer's, as every alignment below it is); a non-zero offset below
+ * the size. */
 static bool aligned_arguments_ok(size_t size, size_t *alignment, size_t offset)
 {
-    if (*alignment == 0 || (*alignment & (*alignment - 1)) != 0 || (size > 0 && offset >= size)) {
+    if ((*alignment & (*alignment - 1)) != 0 || (offset != 0 && offset >= size)) {
         crt_invalid_parameter(EINVAL);
         return false;
     }
@@ -135,6 +154,7 @@ static bool aligned_arguments_ok(size_t size, size_t *alignment, size_t offset)
 
 API void *_aligned_offset_malloc(size_t size, size_t alignment, size_t offset)
 {
+    size_t room = runtime_room(alignment, offset);
     if (!aligned_arguments_ok(size, &alignment, offset))
         return NULL;
     size_t extra = alignment + sizeof(aligned_header_t) + (offset & (alignment - 1)), total;
@@ -150,6 +170,7 @@ API void *_aligned_offset_malloc(size_t size, size_t alignment, size_t offset)
     aligned_header_t *hdr = aligned_header_of(p);
     hdr->block = block;
     hdr->requested = size;
+    hdr->runtime_total = size + room;
     hdr->check = (uintptr_t)block ^ (uintptr_t)p ^ heap_secret;
     return p;
 }
@@ -164,36 +185,46 @@ API void _aligned_free(void *p)
     if (!p)
         return;
     aligned_header_t *hdr = aligned_checked_header(p, "_aligned_free");
-    hdr->check = 0;   /* a second _aligned_free of p is caught */
-    crt_free(hdr->block, "_aligned_free");
+    void *block = hdr->block;
+    hdr->check = (uintptr_t)p ^ heap_secret ^ ALIGNED_FREED;   /* a second _aligned_free of p is caught */
+    crt_free(block, "_aligned_free");
 }
 
+/* As the Universal CRT computes it: the underlying block's size less the room that this
+ * alignment and offset would need, so it is the requested size when they are the ones
+ * the block was allocated with (any alignment is taken here, as the runtime takes it). */
 API size_t _aligned_msize(void *p, size_t alignment, size_t offset)
 {
-    if (!p || !aligned_arguments_ok(0, &alignment, offset)) {
-        if (!p)
-            crt_invalid_parameter(EINVAL);
+    if (!p) {
+        crt_invalid_parameter(EINVAL);
         return (size_t)-1;
     }
-    return aligned_checked_header(p, "_aligned_msize")->requested;
+    return aligned_checked_header(p, "_aligned_msize")->runtime_total - runtime_room(alignment, offset);
 }
 
 /* Move to a new aligned block, keep the data, zero what grew when asked to. */
 static void *aligned_resize(void *p, size_t size, size_t alignment, size_t offset, bool zero_growth,
                             const char *call)
 {
-    if (!aligned_arguments_ok(size, &alignment, offset))
-        return NULL;
-    size_t old = p ? aligned_checked_header(p, call)->requested : 0;
     if (p && size == 0) {
+        aligned_checked_header(p, call);
         _aligned_free(p);
         return NULL;
+    }
+    if (!aligned_arguments_ok(size, &alignment, offset))
+        return NULL;
+    size_t old = 0, usable = 0;
+    if (p) {
+        aligned_header_t *hdr = aligned_checked_header(p, call);
+        old = hdr->requested;
+        /* the bytes from p to the end of its block are the program's: keep them all */
+        usable = crt_usable_size(hdr->block, call) - (size_t)((uint8_t *)p - (uint8_t *)hdr->block);
     }
     uint8_t *q = _aligned_offset_malloc(size, alignment, offset);
     if (!q)
         return NULL;
     if (p)
-        memcpy(q, p, old < size ? old : size);
+        memcpy(q, p, usable < size ? usable : size);
     if (zero_growth && size > old)
         memset(q + old, 0, size - old);
     if (p)

@@ -16,7 +16,26 @@ static heap_t *abandoned_pool;
 static pthread_key_t exit_key;
 static _Atomic int init_state;   /* 0 none, 1 in progress, 2 done */
 
+static _Atomic int live_heaps;   /* heaps whose threads are alive (changed under heaps_mutex) */
+static bool heaps_diverted;      /* new heaps start with CLAIM_DIVERT (under heaps_mutex) */
+
 heap_t *heap_all_first(void) { return atomic_load_explicit(&all_heaps, memory_order_acquire); }
+int heap_live_count(void) { return atomic_load_explicit(&live_heaps, memory_order_relaxed); }
+
+/* Send every heap's operations to the slow paths, or let them back on the fast ones: the
+ * owners see CLAIM_DIVERT at their next heap_try_enter, at no cost while it is off. */
+void heap_set_diverted(bool on)
+{
+    pthread_mutex_lock(&heaps_mutex);
+    heaps_diverted = on;
+    for (heap_t *h = heap_all_first(); h; h = h->all_next) {
+        if (on)
+            atomic_fetch_or(&h->claim, CLAIM_DIVERT);
+        else
+            atomic_fetch_and(&h->claim, ~CLAIM_DIVERT);
+    }
+    pthread_mutex_unlock(&heaps_mutex);
+}
 
 /* ---- metadata: heaps and donated-segment headers, carved from 64 KiB chunks ---- */
 static uint8_t *meta_cursor, *meta_end;
@@ -80,8 +99,12 @@ static heap_t *heap_acquire(void)
             atomic_store_explicit(&all_heaps, h, memory_order_release);
         }
     }
-    if (h)
+    if (h) {
         h->state = HEAP_LIVE;
+        if (heaps_diverted)
+            atomic_fetch_or(&h->claim, CLAIM_DIVERT);
+        atomic_fetch_add_explicit(&live_heaps, 1, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&heaps_mutex);
     return h;
 }
@@ -242,16 +265,14 @@ static page_t *heap_find_page(heap_t *h, unsigned bin)
  * make a page with a free block.  NULL (ENOMEM) when the OS has no memory left. */
 page_t *heap_refill(heap_t *h, unsigned bin)
 {
-    if (unlikely(!purger_running() && (atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed) ||
+    if (unlikely(purger_wanted() && (atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed) ||
                                        registry_segment_count() >= PURGER_MIN_SEGMENTS))) {
         heap_leave(h);   /* nothing changed yet: creating a thread may allocate */
         purger_start();
         heap_enter(h);
     }
     heap_drain_remote(h);
-    uint64_t now = os_now_ms();
-    if (now - h->maintained_ms >= 50)
-        heap_maintain(h, false, now);
+    heap_maintain_if_due(h);
     return heap_find_page(h, bin);
 }
 
@@ -280,6 +301,16 @@ void *heap_malloc_large(heap_t *h, size_t n, size_t alignment)
     atomic_store_explicit(&pg->heap, segment_of(pg->start)->kind == SEGMENT_HUGE ? NULL : h,
                           memory_order_release);
     return pg->start;
+}
+
+/* The decay on an allocation slow path, at most once per MAINTAIN_PERIOD_MS: in a
+ * process with one thread (no purger) this is where freed memory goes back. */
+#define MAINTAIN_PERIOD_MS 50
+void heap_maintain_if_due(heap_t *h)
+{
+    uint64_t now = os_now_ms();
+    if (now - h->maintained_ms >= MAINTAIN_PERIOD_MS)
+        heap_maintain(h, false, now);
 }
 
 /* Decay: give back memory that has been free longer than the purge delay. */
@@ -328,7 +359,9 @@ static void heap_thread_exit(void *arg)
     h->state = HEAP_ABANDONED;
     h->pool_next = abandoned_pool;
     abandoned_pool = h;
+    atomic_fetch_sub_explicit(&live_heaps, 1, memory_order_relaxed);
     pthread_mutex_unlock(&heaps_mutex);
+    purger_wake();   /* with one thread left the purger ends */
 }
 
 /* Claim an abandoned heap without a membarrier: adoption pops it under heaps_mutex, so
@@ -338,16 +371,42 @@ bool heap_claim_if_abandoned(heap_t *h)
     pthread_mutex_lock(&heaps_mutex);
     bool abandoned = h->state == HEAP_ABANDONED;
     if (abandoned)
-        atomic_store_explicit(&h->claim, 1, memory_order_relaxed);
+        atomic_fetch_or_explicit(&h->claim, CLAIM_HELD, memory_order_relaxed);
     pthread_mutex_unlock(&heaps_mutex);
     return abandoned;
 }
 
-/* ---- fork: claim every other heap so none is mid-operation, as glibc locks arenas ---- */
+/* ---- fork: claim every other heap so none is mid-operation, as glibc locks arenas ----
+ *
+ * Lock order inside fork: glibc's stdio list lock, then crtheap's (claimers, heaps mutex,
+ * every other heap's claim, huge mutex, registry mutex).  glibc runs the atfork prepare
+ * handlers before it takes the stdio list lock itself, so a prepare handler holding
+ * crtheap's locks while fork waits for that lock deadlocks against a thread that holds it
+ * in fflush(NULL) and waits for a FILE lock whose owner waits in malloc.  The prepare
+ * handler therefore takes the list lock first (it is recursive: fork takes it again and
+ * releases it once in the parent; the child resets it), which is the order glibc's own
+ * malloc follows.  A process with one thread has nobody to wait for: fork takes no lock
+ * then, so fork from a signal handler that interrupted malloc, free or fork works. */
 
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern char __libc_single_threaded __attribute__((weak));
+
+static bool fork_locked;   /* what the prepare handler took, for the parent and child */
+
+static bool process_single_threaded(void)
+{
+    return &__libc_single_threaded != NULL && __libc_single_threaded;
+}
 
 static void fork_prepare(void)
 {
+    fork_locked = !process_single_threaded();
+    if (!fork_locked)
+        return;
+    heap_get_or_init();   /* later prepare handlers may allocate on this thread */
+    if (_IO_list_lock)
+        _IO_list_lock();
     claim_fork_prepare();
     pthread_mutex_lock(&heaps_mutex);
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
@@ -359,6 +418,8 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+    if (!fork_locked)
+        return;
     registry_unlock();
     segment_fork_parent();
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
@@ -366,22 +427,31 @@ static void fork_parent(void)
             heap_unclaim_locked(h);
     pthread_mutex_unlock(&heaps_mutex);
     claim_fork_parent();
+    if (_IO_list_unlock)
+        _IO_list_unlock();
 }
 
-/* The child has one thread: every other heap is abandoned, consistent, and adoptable. */
+/* The child has one thread: every other heap is abandoned, consistent (claimed by the
+ * prepare handler), and adoptable.  glibc resets the stdio list lock itself.  After the
+ * fork of a single-threaded process nothing was taken and every other heap is in the
+ * pool already, so the child changes nothing (this thread may be in the middle of a
+ * crtheap call that a signal handler's fork interrupted). */
 static void fork_child(void)
 {
+    if (!fork_locked)
+        return;
     purger_fork_child();
     claim_fork_child();
     registry_fork_child();
     segment_fork_child();
     pthread_mutex_init(&heaps_mutex, NULL);
     abandoned_pool = NULL;
+    atomic_store(&live_heaps, tls_heap != NULL);
     for (heap_t *h = heap_all_first(); h; h = h->all_next) {
         if (h == tls_heap)
             continue;
         atomic_store(&h->busy, 0);
-        atomic_store(&h->claim, 0);
+        atomic_store(&h->claim, heaps_diverted ? CLAIM_DIVERT : 0);
         h->state = HEAP_ABANDONED;
         h->pool_next = abandoned_pool;
         abandoned_pool = h;

@@ -143,9 +143,13 @@ typedef struct page_queue { page_t *first, *last; } page_queue_t;
 
 enum heap_state { HEAP_LIVE = 1, HEAP_ABANDONED = 2 };
 
+/* heap_t.claim bits: any bit set sends the owner's malloc and free off the fast path */
+#define CLAIM_HELD   1        /* another thread holds the heap: the owner waits */
+#define CLAIM_DIVERT 2        /* the owner takes the slow paths (mallopt M_PERTURB fills there) */
+
 typedef struct heap {
     _Atomic int busy;         /* owner is inside malloc/free (claim.c) */
-    _Atomic int claim;        /* another thread holds this heap */
+    _Atomic int claim;        /* CLAIM_* bits */
     page_queue_t queues[BIN_COUNT + 1];
     segment_t *segments;      /* normal and donated segments this heap carves pages from */
     uint64_t maintained_ms;   /* last decay check */
@@ -278,7 +282,8 @@ int os_membarrier(void) INTERNAL;                         /* all threads pass a 
 uint64_t os_now_ms(void) INTERNAL;
 void os_write_stderr(const char *s, size_t n) INTERNAL;
 bool os_random_bytes(void *out, size_t n) INTERNAL;
-int os_other_live_threads(void) INTERNAL;
+void os_futex_wait(_Atomic uint32_t *word, uint32_t expected) INTERNAL;   /* until a wake (or spuriously) */
+void os_futex_wake(_Atomic uint32_t *word) INTERNAL;
 
 /* ---- diagnostics (diag.c) ---- */
 __attribute__((noreturn)) void fatal_pointer(const char *call, const void *p, const char *problem) INTERNAL;
@@ -318,7 +323,10 @@ void heap_drain_remote(heap_t *h) INTERNAL;
 void heap_free_owned(heap_t *h, page_t *pg, void *p) INTERNAL;
 void heap_free_remote(page_t *pg, void *p) INTERNAL;
 void heap_maintain(heap_t *h, bool force, uint64_t now) INTERNAL;
+void heap_maintain_if_due(heap_t *h) INTERNAL;   /* entered; decay if the last pass is old */
 heap_t *heap_all_first(void) INTERNAL;
+int heap_live_count(void) INTERNAL;             /* heaps of live threads */
+void heap_set_diverted(bool on) INTERNAL;       /* every heap's operations take the slow paths */
 bool heap_claim_if_abandoned(heap_t *h) INTERNAL;
 void *meta_alloc(size_t size) INTERNAL;        /* zeroed metadata that lives forever */
 
@@ -371,6 +379,9 @@ void crt_invalid_parameter(int err) INTERNAL;
 /* ---- options (options.c) ---- */
 extern long option_purge_delay_ms INTERNAL;
 extern long option_huge_cache_mb INTERNAL;
+extern long option_purger INTERNAL;              /* 0: no background purger thread */
+extern size_t option_mmap_threshold INTERNAL;    /* mallopt(M_MMAP_THRESHOLD): own mapping from here */
+extern _Atomic int option_perturb_byte INTERNAL; /* mallopt(M_PERTURB); 0: off */
 void options_init(void) INTERNAL;
 
 /* ---- trim (trim.c) ---- */
@@ -378,7 +389,8 @@ void options_init(void) INTERNAL;
 size_t heap_trim_all(void) INTERNAL;
 void trim_note_error(int e) INTERNAL;
 void purger_start(void) INTERNAL;
-bool purger_running(void) INTERNAL;
+bool purger_wanted(void) INTERNAL;   /* not running, and allowed to run now */
+void purger_wake(void) INTERNAL;     /* decay has work, or the thread count fell: a sleeping purger looks */
 void purger_fork_child(void) INTERNAL;
 
 #endif

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "internal.h"
 #include <errno.h>
+#include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -192,43 +193,13 @@ bool os_random_bytes(void *out, size_t n)
     return getrandom(out, n, GRND_NONBLOCK) == (ssize_t)n;
 }
 
-/* Live threads of this process other than the caller: tasks in /proc/self/task not in
- * the zombie state (a main thread that called pthread_exit stays listed as a zombie).
- * Read without allocating; -1 when it cannot be read. */
-int os_other_live_threads(void)
+/* Sleep while *word == expected, until os_futex_wake (or a spurious return). */
+void os_futex_wait(_Atomic uint32_t *word, uint32_t expected)
 {
-    int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0)
-        return -1;
-    long self = syscall(SYS_gettid);
-    int live = 0;
-    char buf[4096];
-    for (;;) {
-        long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        for (long off = 0; off < n;) {
-            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d =
-                (void *)(buf + off);
-            off += d->reclen;
-            long tid = atol(d->name);
-            if (tid <= 0 || tid == self)
-                continue;
-            char path[64], stat[512];
-            snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
-            int fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd < 0)
-                continue;   /* gone meanwhile */
-            ssize_t r = read(fd, stat, sizeof stat - 1);
-            close(fd);
-            if (r <= 0)
-                continue;
-            stat[r] = 0;
-            const char *paren = strrchr(stat, ')');
-            if (paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X')
-                live++;
-        }
-    }
-    close(dir);
-    return live;
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+void os_futex_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }

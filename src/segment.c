@@ -223,8 +223,10 @@ void segment_free_span(page_t *pg)
     uint64_t run = run_mask(i, count);
     if (seg->dirty_mask == 0) {
         seg->dirty_since_ms = os_now_ms();
-        if (atomic_load_explicit(&seg->heap->dirty_since_ms, memory_order_relaxed) == 0)
+        if (atomic_load_explicit(&seg->heap->dirty_since_ms, memory_order_relaxed) == 0) {
             atomic_store_explicit(&seg->heap->dirty_since_ms, seg->dirty_since_ms, memory_order_relaxed);
+            purger_wake();   /* the decay has work again */
+        }
     }
     seg->free_mask |= run;
     seg->dirty_mask |= run;
@@ -415,6 +417,8 @@ void segment_free_huge(segment_t *seg)
         seg = NULL;
     }
     pthread_mutex_unlock(&huge_mutex);
+    if (!seg)
+        purger_wake();   /* a cached block waits for the decay */
     if (seg) {
         registry_lock();
         registry_remove(seg);

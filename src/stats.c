@@ -141,21 +141,3 @@ API int malloc_info(int options, FILE *out)
     fprintf(out, "<aspace type=\"total\" size=\"%zu\"/>\n</heap>\n</malloc>\n", st.mapped + st.donated);
     return 0;
 }
-
-/* glibc parameters with a meaning here: M_TRIM_THRESHOLD < 0 turns the decay off
- * (as it turns glibc's automatic trimming off); M_ARENA_MAX/M_ARENA_TEST are accepted
- * (every thread has its own heap).  The rest return 0: not supported. */
-API int mallopt(int param, int value)
-{
-    switch (param) {
-    case M_TRIM_THRESHOLD:
-        if (value < 0)
-            option_purge_delay_ms = -1;
-        return 1;
-    case M_ARENA_MAX:
-    case M_ARENA_TEST:
-        return 1;
-    default:
-        return 0;
-    }
-}

@@ -9,6 +9,7 @@
 #include "internal.h"
 #include "crtheap.h"
 #include <errno.h>
+#include <signal.h>
 #include <sys/uio.h>
 #include <time.h>
 
@@ -146,70 +147,123 @@ void trim_note_error(int e)
     atomic_store(&trim_errno, e);
 }
 
-/* ---- the purger: decay for heaps whose threads do not come back to allocate ---- */
+/* ---- the purger: decay for heaps whose threads do not come back to allocate ----
+ *
+ * The purger is a thread of crtheap's that a program must not notice:
+ *   - it exists only while two threads have heaps: a process with one thread keeps one
+ *     thread (unshare(CLONE_NEWUSER), "am I single-threaded" checks), and its decay runs
+ *     on that thread's own allocation paths; when the count falls to one it ends;
+ *   - it blocks every signal, so signalfd and sigwait programs keep their signals;
+ *   - it sleeps on a futex while no heap holds dirty memory and the huge cache is empty,
+ *     and wakes only when one does (purger_wake), so an idle program has no wake-ups;
+ *   - CRTHEAP_PURGER=0 (or the option) turns it off. */
 
-static _Atomic int purger_state;   /* 0 not started, 1 running */
+static _Atomic int purger_state;      /* 0 not started, 1 running */
+static _Atomic uint32_t purger_seq;   /* futex word: bumped by every wake */
+static _Atomic int purger_sleeping;   /* the purger waits on purger_seq with no timeout */
 
-/* The purger sleeps the purge delay while memory waits for the decay, and backs off to
- * a one-second period when there is none.  It ends when it is the process's last thread:
- * glibc ends a process whose threads have all called pthread_exit only when its thread
- * count reaches zero, and the purger counts. */
+#define PURGER_STACK_SIZE ((size_t)64 * 1024)   /* it calls no deep code: claims and madvise */
+#define PURGER_MIN_SLEEP_MS 10                    /* a purge delay of 0 still waits this long */
+
+static bool purger_allowed(void)
+{
+    return option_purger && option_purge_delay_ms >= 0 && heap_live_count() >= 2;
+}
+
+/* One decay pass over every heap; true while some memory still waits for it. */
+static bool purger_pass(long delay)
+{
+    uint64_t now = os_now_ms();
+    bool pending = false;
+    for (heap_t *h = heap_all_first(); h; h = h->all_next) {
+        uint64_t since = atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed);
+        if (since == 0)
+            continue;
+        pending = true;
+        if (now - since >= (uint64_t)delay && heap_claim(h, false)) {   /* skip a busy owner */
+            heap_drain_remote(h);
+            heap_maintain(h, false, now);
+            heap_unclaim(h);
+        }
+    }
+    pending |= huge_cache_trim(false) != 0 || huge_cache_pending();
+    return pending;
+}
+
+/* Whether any heap or the huge cache holds memory for the decay (racy reads). */
+static bool decay_has_work(void)
+{
+    for (heap_t *h = heap_all_first(); h; h = h->all_next)
+        if (atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed) != 0)
+            return true;
+    return huge_cache_pending();
+}
+
 static void *purger_main(void *arg)
 {
     (void)arg;
-    long idle_ms = 0;
-    for (;;) {
+    while (purger_allowed()) {
         long delay = option_purge_delay_ms;
-        long sleep_ms = idle_ms ? idle_ms : delay < 10 ? 10 : delay;
-        struct timespec ts = { sleep_ms / 1000, (sleep_ms % 1000) * 1000000L };
-        nanosleep(&ts, NULL);
-        uint64_t now = os_now_ms();
-        bool pending = false;
-        for (heap_t *h = heap_all_first(); h && delay >= 0; h = h->all_next) {
-            uint64_t since = atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed);
-            if (since == 0)
-                continue;
-            pending = true;
-            if (now - since >= (uint64_t)delay && heap_claim(h, false)) {   /* skip a busy owner */
-                heap_drain_remote(h);
-                heap_maintain(h, false, now);
-                heap_unclaim(h);
-            }
+        if (purger_pass(delay)) {
+            long sleep_ms = delay < PURGER_MIN_SLEEP_MS ? PURGER_MIN_SLEEP_MS : delay;
+            struct timespec ts = { sleep_ms / 1000, (sleep_ms % 1000) * 1000000L };
+            nanosleep(&ts, NULL);
+            continue;
         }
-        if (delay >= 0)
-            pending |= huge_cache_trim(false) != 0 || huge_cache_pending();
-        idle_ms = pending ? 0 : idle_ms ? (idle_ms * 2 > 1000 ? 1000 : idle_ms * 2) : 100;
-        if (!pending && os_other_live_threads() == 0)
-            break;
+        /* nothing to do: sleep until a wake.  The seq_cst store of `sleeping` and the
+         * waker's fence after it publishes work make one of the two see the other. */
+        uint32_t seq = atomic_load(&purger_seq);
+        atomic_store(&purger_sleeping, 1);
+        if (!decay_has_work() && purger_allowed())
+            os_futex_wait(&purger_seq, seq);
+        atomic_store(&purger_sleeping, 0);
     }
     atomic_store(&purger_state, 0);
+    /* a thread that started meanwhile may have seen it running: look once more */
+    if (purger_allowed())
+        purger_start();
     return NULL;
+}
+
+void purger_wake(void)
+{
+    atomic_thread_fence(memory_order_seq_cst);   /* the work published before this is seen */
+    if (atomic_load_explicit(&purger_sleeping, memory_order_relaxed)) {
+        atomic_fetch_add(&purger_seq, 1);
+        os_futex_wake(&purger_seq);
+    }
 }
 
 /* Called on an allocation slow path while the caller's heap is not entered — never from
  * free(): glibc frees a joined thread's TLS while holding the stack-cache lock that
- * pthread_create needs. */
+ * pthread_create needs.  Does nothing unless purger_allowed(). */
 void purger_start(void)
 {
     int expected = 0;
-    if (option_purge_delay_ms < 0 || !atomic_compare_exchange_strong(&purger_state, &expected, 1))
+    if (!purger_allowed() || !atomic_compare_exchange_strong(&purger_state, &expected, 1))
         return;
     pthread_attr_t attr;
     pthread_t thread;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* the new thread inherits the full mask */
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, (size_t)64 * 1024);
+    pthread_attr_setstacksize(&attr, PURGER_STACK_SIZE);
     if (pthread_create(&thread, &attr, purger_main, NULL) != 0)
         atomic_store(&purger_state, 0);
     pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-bool purger_running(void)
+/* Whether a slow path should call purger_start: cheap, and false in a one-thread process. */
+bool purger_wanted(void)
 {
-    return atomic_load_explicit(&purger_state, memory_order_relaxed) != 0;
+    return !atomic_load_explicit(&purger_state, memory_order_relaxed) && purger_allowed();
 }
 
 void purger_fork_child(void)
 {
     atomic_store(&purger_state, 0);
+    atomic_store(&purger_sleeping, 0);
 }

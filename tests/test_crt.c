@@ -338,7 +338,7 @@ END_TEST
 
 START_TEST(t_aligned_bad_args)
 {
-    size_t bad[] = {0, 3, 6, 24, 100, 65537};
+    size_t bad[] = {3, 6, 24, 100, 65537};   /* 0 is taken, as the runtime takes it (t_aligned_runtime) */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;
         expect(_aligned_malloc(64, opaque(bad[i])) == NULL, "_aligned_malloc(64, %zu) succeeded", bad[i]);

@@ -613,8 +613,49 @@ START_TEST(t_purger_lets_process_exit)
 }
 END_TEST
 
+/* A second thread with a heap, parked until released: the purger runs only while two
+ * threads have heaps (a one-thread process keeps one thread). */
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
+static bool park_released;
+
+static void *parked_thread(void *arg)
+{
+    char *p = malloc(64);
+    memset(p, 7, 64);
+    pthread_mutex_lock(&park_lock);
+    while (!park_released)
+        pthread_cond_wait(&park_cond, &park_lock);
+    pthread_mutex_unlock(&park_lock);
+    for (int i = 0; i < 64; i++)
+        if (p[i] != 7)
+            return arg;
+    free(p);
+    return NULL;
+}
+
+static pthread_t park_start(void)
+{
+    pthread_t t;
+    park_released = false;
+    ck_assert_int_eq(pthread_create(&t, NULL, parked_thread, (void *)1), 0);
+    return t;
+}
+
+static void park_end(pthread_t t)
+{
+    pthread_mutex_lock(&park_lock);
+    park_released = true;
+    pthread_cond_broadcast(&park_cond);
+    pthread_mutex_unlock(&park_lock);
+    void *r;
+    ck_assert_int_eq(pthread_join(t, &r), 0);
+    ck_assert_ptr_null(r);
+}
+
 START_TEST(t_passive_purge)
 {
+    pthread_t parked = park_start();
     ck_assert_int_eq(crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, 50), 0);
     ck_assert_int_eq(crtheap_option_get(CRTHEAP_OPTION_PURGE_DELAY_MS), 50);
     blockset_t s;
@@ -632,6 +673,32 @@ START_TEST(t_passive_purge)
     size_t grown = after > base ? after - base : 0;
     expect(grown < (peak - base) / 4, "1 s after freeing 100 MiB, RSS is still %zu MiB above baseline (peak %zu MiB)",
            grown / MiB, (peak - base) / MiB);
+    park_end(parked);
+}
+END_TEST
+
+/* In a one-thread process there is no purger: the thread's own allocation slow paths
+ * apply the decay, so memory freed long enough ago goes back at its next large malloc. */
+START_TEST(t_single_thread_decay)
+{
+    ck_assert_int_eq(crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, 50), 0);
+    blockset_t s;
+    set_init(&s, SET_CAP);
+    size_t base = anon_bytes();
+    ck_assert_int_eq(set_fill(&s, 100 * MiB, 12), 0);
+    size_t peak = anon_bytes();
+    ck_assert_uint_eq(set_free(&s, 0, s.count), 0);
+    sleep_ms(300);
+    char *p = malloc(300000);   /* a slow path: the decay runs here */
+    ck_assert_ptr_nonnull(p);
+    memset(p, 3, 300000);
+    size_t after = anon_bytes();
+    size_t grown = after > base ? after - base : 0;
+    expect(grown < (peak - base) / 4, "after the delay and a malloc, RSS is still %zu MiB above baseline (peak %zu MiB)",
+           grown / MiB, (peak - base) / MiB);
+    for (size_t i = 0; i < 300000; i++)
+        expect(p[i] == 3, "block changed at %zu", i);
+    free(p);
 }
 END_TEST
 
@@ -666,6 +733,7 @@ static Suite *trim_suite(void)
     tcase_add_test(tc, t_malloc_trim_releases);
     tcase_add_test(tc, t_crtheap_trim_bytes);
     tcase_add_test(tc, t_passive_purge);
+    tcase_add_test(tc, t_single_thread_decay);
     tcase_add_test(tc, t_purger_lets_process_exit);
     tcase_add_test(tc, t_heapmin_race);
     suite_add_tcase(s, tc);
