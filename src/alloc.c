@@ -56,14 +56,37 @@ static inline __attribute__((always_inline)) void *heap_alloc_bin(heap_t *h, uns
 
 static void *malloc_generic(size_t n, size_t alignment);
 
-/* The class ran dry (or the heap is claimed): everything else, then leave the heap. */
+/* mallopt(M_PERTURB): as glibc, a new block reads as ~byte over its requested size and a
+ * freed one as byte over its usable size (a block mapped on its own is not filled when
+ * freed: it goes back to the OS).  Only slow paths fill: M_PERTURB diverts every heap
+ * off the fast paths (CLAIM_DIVERT). */
+static __attribute__((noinline, cold)) void perturb_new(void *p, size_t n, int byte)
+{
+    memset(p, byte ^ 0xff, n);
+}
+
+static __attribute__((noinline, cold)) void perturb_freed(page_t *pg, void *p, int byte)
+{
+    if (pg->bin != BIN_LARGE || segment_of(p)->kind != SEGMENT_HUGE)
+        memset(p, byte, pg->block_size);
+}
+
+static inline void *perturbed_if_asked(void *p, size_t n)
+{
+    int byte = atomic_load_explicit(&option_perturb_byte, memory_order_relaxed);
+    if (unlikely(byte != 0) && p)
+        perturb_new(p, n, byte);
+    return p;
+}
+
+/* The class ran dry (or the heap is claimed or diverted): everything else, then leave. */
 static __attribute__((noinline)) void *malloc_refill_and_leave(heap_t *h, unsigned bin, size_t n)
 {
     if (atomic_load_explicit(&h->claim, memory_order_relaxed) & CLAIM_HELD)
         heap_wait_unclaimed(h);
     void *p = heap_alloc_bin(h, bin, n);
     heap_leave(h);
-    return p ? p : malloc_generic(n, 0);
+    return p ? perturbed_if_asked(p, n) : malloc_generic(n, 0);
 }
 
 static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
@@ -97,14 +120,28 @@ static unsigned aligned_bin(size_t n, size_t alignment)
     return bin;
 }
 
+/* No memory for n bytes: in new mode 1 the new handler may make room (then try again),
+ * else NULL with ENOMEM. */
+static void *malloc_failed(size_t n, size_t alignment)
+{
+    if (n <= _HEAP_MAXREQ && crt_retry_after_new_handler(n))
+        return malloc_generic(n, alignment);
+    errno = ENOMEM;
+    return NULL;
+}
+
+/* A request above the user address space can never be met: it fails at once, without
+ * the trim-and-retry that a real shortage of memory gets. */
+#define REQUEST_IMPOSSIBLE ((size_t)1 << ADDRESS_BITS)
+
 /* Slow path: first call of a thread, large and huge blocks, aligned blocks, no memory. */
 static void *malloc_generic(size_t n, size_t alignment)
 {
+    if (unlikely(n >= REQUEST_IMPOSSIBLE))
+        return malloc_failed(n, alignment);
     heap_t *h = heap_get_or_init();
-    if (!h) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    if (!h)
+        return malloc_failed(n, alignment);
     if (unlikely(n > MEDIUM_MAX && purger_wanted()))
         purger_start();   /* big blocks: decay will have work (never from free: see trim.c) */
     void *p = NULL;
@@ -132,12 +169,9 @@ static void *malloc_generic(size_t n, size_t alignment)
     }
 out:
     heap_leave(h);
-    if (!p) {
-        if (n <= _HEAP_MAXREQ && crt_retry_after_new_handler(n))
-            return malloc_generic(n, alignment);
-        errno = ENOMEM;
-    }
-    return p;
+    if (!p)
+        return malloc_failed(n, alignment);
+    return perturbed_if_asked(p, n);
 }
 
 void *crt_malloc_aligned(size_t n, size_t alignment)
@@ -202,6 +236,9 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call)
 {
     uint32_t i;
     page_t *pg = crt_checked_page(p, call, &i);
+    int byte = atomic_load_explicit(&option_perturb_byte, memory_order_relaxed);
+    if (unlikely(byte != 0))
+        perturb_freed(pg, p, byte);
     heap_t *h = tls_heap;
     heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
     if (h != NULL && owner == h) {
@@ -255,8 +292,8 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
         return free_generic(p, call);   /* reports the double free */
     heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
     if (owner != h || unlikely(h == NULL)) {   /* another thread's, or this one has no heap */
-        if (unlikely(owner == NULL))
-            return free_generic(p, call);   /* a huge block: no owner */
+        if (unlikely(owner == NULL || atomic_load_explicit(&option_perturb_byte, memory_order_relaxed)))
+            return free_generic(p, call);   /* a huge block (no owner), or M_PERTURB */
         if (wide)   /* another thread's block: mark it queued, one push onto its heap */
             __atomic_store_n(side16, (uint16_t)SIDE16_REMOTE, __ATOMIC_RELAXED);
         else
@@ -345,10 +382,13 @@ API void *calloc(size_t count, size_t size)
     if (p) {
         uint32_t i;
         page_t *pg = crt_checked_page(p, "calloc", &i);
-        if (pg->bin == BIN_LARGE && pg->fresh)   /* a fresh mapping is already zero, once */
+        if (pg->bin == BIN_LARGE && pg->fresh) {   /* a fresh mapping is already zero, once */
             pg->fresh = 0;
-        else   /* (no store to a class page's descriptor: other threads read that line) */
+            if (atomic_load_explicit(&option_perturb_byte, memory_order_relaxed))
+                memset(p, 0, n ? n : 1);
+        } else {   /* (no store to a class page's descriptor: other threads read that line) */
             memset(p, 0, n ? n : 1);
+        }
     }
     return p;
 }
@@ -384,11 +424,9 @@ API int posix_memalign(void **out, size_t alignment, size_t n)
 {
     if (!is_power_of_two(alignment) || alignment % sizeof(void *) != 0)
         return EINVAL;
-    int saved = errno;
     void *p = crt_malloc_aligned(n, alignment);
-    errno = saved;
     if (!p)
-        return ENOMEM;
+        return ENOMEM;   /* errno is ENOMEM too, as glibc leaves it */
     *out = p;
     return 0;
 }

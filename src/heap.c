@@ -285,7 +285,7 @@ void *heap_malloc_large(heap_t *h, size_t n, size_t alignment)
     size_t slices = (n + SLICE_SIZE - 1) / SLICE_SIZE;
     size_t align_slices = alignment > SLICE_SIZE ? alignment / SLICE_SIZE : alignment ? 1 : 0;
     page_t *pg = NULL;
-    if (n <= LARGE_MAX && align_slices <= SEGMENT_SLICES / 4)
+    if (n <= LARGE_MAX && n < option_mmap_threshold && align_slices <= SEGMENT_SLICES / 4)
         pg = segment_alloc_span(h, slices, align_slices, true);
     if (!pg)
         pg = segment_alloc_huge(h, n, alignment);
@@ -323,23 +323,19 @@ void heap_maintain(heap_t *h, bool force, uint64_t now)
     uint64_t older_than = force ? 0 : (now > (uint64_t)delay ? now - (uint64_t)delay : 1);
     uint64_t oldest_left = 0;
     page_retire_empty(h, !force);   /* empty pages become dirty slices, purged in turn */
-    size_t released = 0;
     for (segment_t *seg = h->segments, *next; seg; seg = next) {
         next = seg->heap_next;
         if (seg->dirty_mask && (force || seg->dirty_since_ms <= older_than)) {
-            size_t unmapped = segment_release_if_empty(seg);
-            released += unmapped ? unmapped : segment_purge(seg, older_than, NULL);
-            if (unmapped)
+            if (segment_release_if_empty(seg, NULL))
                 continue;
+            segment_purge(seg, older_than, NULL);
         }
         if (seg->dirty_mask && seg->kind != SEGMENT_DONATED &&
             (oldest_left == 0 || seg->dirty_since_ms < oldest_left))
             oldest_left = seg->dirty_since_ms;
     }
     atomic_store_explicit(&h->dirty_since_ms, oldest_left, memory_order_relaxed);
-    released += huge_cache_trim(force);
-    if (released)
-        stats_note_released(released);
+    huge_cache_trim(force);
 }
 
 /* ---- thread exit ---- */

@@ -274,16 +274,27 @@ void os_advise_huge_pages(void *p, size_t size) INTERNAL;
 struct iovec;
 int os_release_many(struct iovec *ranges, size_t count) INTERNAL;
 
-/* Ranges to release gathered while a heap is claimed, handed to the kernel in one call
- * before the claim ends (trim.c).  NULL where a caller releases at once. */
-typedef struct release_batch release_batch_t;
-void release_range(release_batch_t *batch, uintptr_t start, uintptr_t end) INTERNAL;
 int os_membarrier(void) INTERNAL;                         /* all threads pass a full fence */
 uint64_t os_now_ms(void) INTERNAL;
 void os_write_stderr(const char *s, size_t n) INTERNAL;
 bool os_random_bytes(void *out, size_t n) INTERNAL;
 void os_futex_wait(_Atomic uint32_t *word, uint32_t expected) INTERNAL;   /* until a wake (or spuriously) */
 void os_futex_wake(_Atomic uint32_t *word) INTERNAL;
+
+/* ---- giving memory back (release.c): batching, and counting only resident bytes ---- */
+#include <sys/uio.h>
+#define RELEASE_BATCH_RANGES 256
+/* Ranges gathered while a heap is claimed, handed to the kernel in one call before the
+ * claim ends.  NULL where a caller releases at once. */
+typedef struct release_batch {
+    size_t count;
+    struct iovec ranges[RELEASE_BATCH_RANGES];
+} release_batch_t;
+size_t release_range(release_batch_t *batch, uintptr_t start, uintptr_t end) INTERNAL;  /* resident bytes */
+void release_flush(release_batch_t *batch) INTERNAL;
+size_t release_unmap(void *p, size_t size) INTERNAL;                                     /* resident bytes */
+size_t release_total(void) INTERNAL;
+int release_take_error(void) INTERNAL;
 
 /* ---- diagnostics (diag.c) ---- */
 __attribute__((noreturn)) void fatal_pointer(const char *call, const void *p, const char *problem) INTERNAL;
@@ -296,7 +307,7 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment) INTERNAL;
 void segment_free_huge(segment_t *seg) INTERNAL;
 void segment_init_donated(segment_t *seg, uint8_t *start, size_t size, heap_t *h) INTERNAL;
 size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *batch) INTERNAL;
-size_t segment_release_if_empty(segment_t *seg) INTERNAL;
+bool segment_release_if_empty(segment_t *seg, size_t *released) INTERNAL;  /* true: unmapped */
 bool segment_is_empty(const segment_t *seg) INTERNAL;
 size_t huge_cache_trim(bool all) INTERNAL;
 bool huge_cache_pending(void) INTERNAL;
@@ -369,9 +380,6 @@ size_t crt_usable_size(const void *p, const char *call) INTERNAL;
 size_t crt_requested_size(const void *p, const char *call) INTERNAL;
 page_t *crt_checked_page(const void *p, const char *call, uint32_t *index) INTERNAL;
 
-/* ---- statistics (stats.c) ---- */
-void stats_note_released(size_t bytes) INTERNAL;
-
 /* ---- CRT layer (crt.c) ---- */
 bool crt_retry_after_new_handler(size_t size) INTERNAL;
 void crt_invalid_parameter(int err) INTERNAL;
@@ -387,7 +395,6 @@ void options_init(void) INTERNAL;
 /* ---- trim (trim.c) ---- */
 #define PURGER_MIN_SEGMENTS 2   /* smaller processes never start the purger thread */
 size_t heap_trim_all(void) INTERNAL;
-void trim_note_error(int e) INTERNAL;
 void purger_start(void) INTERNAL;
 bool purger_wanted(void) INTERNAL;   /* not running, and allowed to run now */
 void purger_wake(void) INTERNAL;     /* decay has work, or the thread count fell: a sleeping purger looks */

@@ -89,8 +89,7 @@ void page_release_unlinked(page_t *pg)
     uintptr_t lo = ((uintptr_t)pg->start + (size_t)pg->scan * pg->block_size + OS_PAGE_SIZE - 1) &
                    ~(uintptr_t)(OS_PAGE_SIZE - 1);
     uintptr_t hi = (uintptr_t)pg->side & ~(uintptr_t)(OS_PAGE_SIZE - 1);
-    if (hi > lo && os_release((void *)lo, hi - lo) == 0)
-        stats_note_released(hi - lo);
+    release_range(NULL, lo, hi);
 }
 
 void page_queue_push_front(page_queue_t *q, page_t *pg)
@@ -243,16 +242,14 @@ size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch)
         size_t k = (os - start) / OS_PAGE_SIZE;
         gone[k / 64] |= 1ull << (k % 64);
         if (run_end != os) {
-            release_range(batch, run_start, run_end);
-            released += run_end - run_start;
+            released += release_range(batch, run_start, run_end);
             run_start = os;
         }
         run_end = os + OS_PAGE_SIZE;
     }
-    release_range(batch, run_start, run_end);
-    released += run_end - run_start;
-    if (released == 0)
-        return 0;
+    released += release_range(batch, run_start, run_end);
+    if (run_end == 0)
+        return 0;   /* nothing qualified (a range that was already gone still relinks below) */
     /* A free block whose link word now reads zero cannot stay linked: make it unlisted. */
     for (uint32_t i = 0; i < pg->capacity; i++) {
         size_t k = (size_t)i * pg->block_size / OS_PAGE_SIZE;

@@ -235,7 +235,7 @@ void segment_free_span(page_t *pg)
     if (seg->kind == SEGMENT_NORMAL && segment_is_empty(seg)) {
         for (segment_t *other = seg->heap->segments; other; other = other->heap_next)
             if (other != seg && other->kind == SEGMENT_NORMAL && segment_is_empty(other)) {
-                stats_note_released(segment_release_if_empty(seg));
+                segment_release_if_empty(seg, NULL);
                 break;
             }
     }
@@ -254,25 +254,27 @@ size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *ba
         size_t i = (size_t)__builtin_ctzll(dirty), n = 0;
         while (i + n < 64 && (dirty >> (i + n) & 1))
             n++;
-        release_range(batch, (uintptr_t)seg->base + i * SLICE_SIZE, (uintptr_t)seg->base + (i + n) * SLICE_SIZE);
+        released += release_range(batch, (uintptr_t)seg->base + i * SLICE_SIZE, (uintptr_t)seg->base + (i + n) * SLICE_SIZE);
         seg->dirty_mask &= ~run_mask(i, n);
-        released += n * SLICE_SIZE;
         dirty &= ~run_mask(i, n);
     }
     return released;
 }
 
-/* Give an empty normal segment back to the OS; returns the bytes unmapped. */
-size_t segment_release_if_empty(segment_t *seg)
+/* Give an empty normal segment back to the OS: true if it was unmapped, with the
+ * resident bytes that went added to *released (when not NULL). */
+bool segment_release_if_empty(segment_t *seg, size_t *released)
 {
     if (seg->kind != SEGMENT_NORMAL || !segment_is_empty(seg))
-        return 0;
+        return false;
     heap_unlink_segment(seg);
     registry_lock();
     registry_remove(seg);
     registry_unlock();
-    os_unmap(seg, SEGMENT_SIZE);
-    return SEGMENT_SIZE;
+    size_t resident = release_unmap(seg, SEGMENT_SIZE);
+    if (released)
+        *released += resident;
+    return true;
 }
 
 /* ---- huge blocks: a segment each, freed ones cached for reuse ----
@@ -454,11 +456,10 @@ size_t huge_cache_trim(bool all)
     while (victims) {
         segment_t *s = victims;
         victims = s->heap_next;
-        released += s->map_size;
         registry_lock();
         registry_remove(s);
         registry_unlock();
-        os_unmap(s, s->map_size);
+        released += release_unmap(s, s->map_size);
     }
     return released;
 }

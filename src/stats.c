@@ -11,12 +11,6 @@
 
 #define API __attribute__((visibility("default")))
 
-static _Atomic size_t released_total;
-
-void stats_note_released(size_t bytes)
-{
-    atomic_fetch_add_explicit(&released_total, bytes, memory_order_relaxed);
-}
 
 static void count_page(const page_t *pg, crtheap_stats_t *st)
 {
@@ -27,6 +21,9 @@ static void count_page(const page_t *pg, crtheap_stats_t *st)
     crtheap_class_stats_t *c = &st->classes[pg->bin];
     c->blocks_in_use += used;
     c->pages++;
+    /* unlisted blocks were never touched or were released by a trim: not committed */
+    size_t unlisted = (size_t)pg->unlisted * pg->block_size;
+    st->committed -= unlisted < st->committed ? unlisted : st->committed;
 }
 
 API int crtheap_get_stats(crtheap_stats_t *st)
@@ -65,7 +62,7 @@ API int crtheap_get_stats(crtheap_stats_t *st)
         }
     }
     registry_unlock();
-    st->released = atomic_load_explicit(&released_total, memory_order_relaxed);
+    st->released = release_total();
     return 0;
 }
 
@@ -111,14 +108,19 @@ API struct mallinfo mallinfo(void)
     return mi;
 }
 
+/* Not a cancellation point, as glibc's is not: a thread with deferred cancellation
+ * pending still prints every line. */
 API void malloc_stats(void)
 {
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     crtheap_stats_t st;
     crtheap_get_stats(&st);
     fprintf(stderr, "Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\n", st.committed, st.in_use);
     fprintf(stderr, "Total (incl. mmap):\nsystem bytes     = %10zu\nin use bytes     = %10zu\n", st.committed,
             st.in_use);
     fprintf(stderr, "max mmap regions = %10zu\nmax mmap bytes   = %10zu\n", st.segments, st.mapped);
+    pthread_setcancelstate(cancel_state, NULL);
 }
 
 API int malloc_info(int options, FILE *out)

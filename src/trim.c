@@ -2,7 +2,8 @@
  * calling thread's crtheap_collect, and the purger thread that applies the decay to
  * heaps whose threads sleep.
  *
- * Another thread's heap is only touched under its claim (claim.c).  The work under one
+ * Releases and their accounting go through release.c.  Another thread's heap is only
+ * touched under its claim (claim.c).  The work under one
  * claim is bounded (TRIM_BATCH segments), so an owner that needs its heap meanwhile
  * waits for one batch at most and then allocates while the trim goes on. */
 #define _GNU_SOURCE
@@ -10,47 +11,10 @@
 #include "crtheap.h"
 #include <errno.h>
 #include <signal.h>
-#include <sys/uio.h>
 #include <time.h>
 
 #define API __attribute__((visibility("default")))
 #define TRIM_BATCH 32
-
-static _Atomic int trim_errno;   /* last errno of a release the kernel refused */
-
-struct release_batch {
-    size_t count;
-    struct iovec ranges[256];
-};
-
-static void release_flush(release_batch_t *batch)
-{
-    if (batch->count && os_release_many(batch->ranges, batch->count) != 0)
-        trim_note_error(errno);
-    batch->count = 0;
-}
-
-/* Release [start, end) now (batch NULL) or with the batch; adjacent ranges merge. */
-void release_range(release_batch_t *batch, uintptr_t start, uintptr_t end)
-{
-    if (end <= start)
-        return;
-    if (!batch) {
-        if (os_release((void *)start, end - start) != 0)
-            trim_note_error(errno);
-        return;
-    }
-    struct iovec *last = batch->count ? &batch->ranges[batch->count - 1] : NULL;
-    if (last && (uintptr_t)last->iov_base + last->iov_len == start) {
-        last->iov_len += end - start;
-        return;
-    }
-    if (batch->count == sizeof batch->ranges / sizeof batch->ranges[0])
-        release_flush(batch);
-    batch->ranges[batch->count].iov_base = (void *)start;
-    batch->ranges[batch->count].iov_len = end - start;
-    batch->count++;
-}
 
 /* Release everything reachable in up to TRIM_BATCH segments of h, starting at the
  * `*position`-th segment; returns false when the list is done. */
@@ -67,10 +31,7 @@ static bool trim_segments(heap_t *h, size_t *position, size_t *released)
             if (pg->bin != 0 && pg->slice_offset == 0)
                 *released += page_release_free_os_pages(pg, &batch);
         }
-        size_t unmapped = segment_release_if_empty(seg);
-        if (unmapped) {
-            *released += unmapped;
-        } else {
+        if (!segment_release_if_empty(seg, released)) {
             *released += segment_purge(seg, 0, &batch);
             ++*position;
         }
@@ -104,15 +65,14 @@ size_t heap_trim_all(void)
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
         released += trim_heap(h);
     released += huge_cache_trim(true);
-    stats_note_released(released);
     return released;
 }
 
 API int _heapmin(void)
 {
-    atomic_store(&trim_errno, 0);
+    release_take_error();
     heap_trim_all();
-    int e = atomic_load(&trim_errno);
+    int e = release_take_error();
     if (e) {
         errno = e;
         return -1;
@@ -140,11 +100,6 @@ API void crtheap_collect(void)
     heap_drain_remote(h);
     heap_maintain(h, true, os_now_ms());   /* forced: retires every empty page first */
     heap_leave(h);
-}
-
-void trim_note_error(int e)
-{
-    atomic_store(&trim_errno, e);
 }
 
 /* ---- the purger: decay for heaps whose threads do not come back to allocate ----
