@@ -22,6 +22,9 @@ build/obj/%.o: src/%.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_LIB) -c $< -o $@
 
+# operator new lets C++ exceptions unwind through it
+build/obj/cxx.o: CFLAGS_LIB += -fexceptions
+
 build/libcrtheap.so.$(VERSION): $(OBJS)
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete -o $@ $(OBJS) $(LDLIBS_LIB)
 build/libcrtheap.so: build/libcrtheap.so.$(VERSION)

@@ -182,10 +182,11 @@ void *crt_malloc_aligned(size_t n, size_t alignment)
     return malloc_generic(n, alignment);
 }
 
-/* What a freed block passed to `call` is: freeing it again, or using it after its free. */
+/* What a freed block passed to `call` is: freeing it again (free, its sized and aligned
+ * forms, C++ delete), or using it after its free (realloc, _msize, ...). */
 static const char *freed_block_problem(const char *call)
 {
-    return strstr(call, "free") ? "double free" : "use after free";
+    return strstr(call, "free") || strstr(call, "delete") ? "double free" : "use after free";
 }
 
 /* The reports of checked_page, out of its callers' way. */
@@ -231,11 +232,32 @@ page_t *crt_checked_page(const void *p, const char *call, uint32_t *index)
     return checked_page(p, call, index, &side);
 }
 
+/* The size a live block was requested with, from its side entry v. */
+static inline size_t block_requested(const page_t *pg, unsigned v)
+{
+    return pg->bin == BIN_LARGE ? pg->large_requested : pg->block_size - (v - 1);
+}
+
+/* free_sized, free_aligned_sized and sized delete pass the size the block was asked
+ * with; FREE_UNSIZED where the caller does not know it.  crtheap knows every block's
+ * requested size, so a wrong one is a misuse it reports (a size of 0 reads as 1, as
+ * malloc(0) records it). */
+#define FREE_UNSIZED SIZE_MAX
+
+static __attribute__((noinline, cold, noreturn)) void free_size_mismatch(const void *p, const char *call,
+                                                                        size_t given, size_t requested)
+{
+    fatal_size_mismatch(call, p, given, requested);
+}
+
 /* Free of a block that is not the calling thread's (or fails the fast checks). */
-static __attribute__((noinline)) void free_generic(void *p, const char *call)
+static __attribute__((noinline)) void free_generic(void *p, const char *call, size_t sized)
 {
     uint32_t i;
-    page_t *pg = crt_checked_page(p, call, &i);
+    unsigned side;
+    page_t *pg = checked_page(p, call, &i, &side);
+    if (sized != FREE_UNSIZED && sized != block_requested(pg, side))
+        free_size_mismatch(p, call, sized, block_requested(pg, side));
     int byte = atomic_load_explicit(&option_perturb_byte, memory_order_relaxed);
     if (unlikely(byte != 0))
         perturb_freed(pg, p, byte);
@@ -266,16 +288,16 @@ static __attribute__((noinline)) void free_page_slow_and_leave(heap_t *h, page_t
 static __attribute__((noinline)) void free_claimed(heap_t *h, void *p, const char *call)
 {
     heap_leave(h);
-    free_generic(p, call);
+    free_generic(p, call, FREE_UNSIZED);   /* a sized free checked the size already */
 }
 
-static inline __attribute__((always_inline)) void free_fast(void *p, const char *call)
+static inline __attribute__((always_inline)) void free_fast(void *p, const char *call, size_t sized)
 {
     uintptr_t a = (uintptr_t)p;
     heap_t *h = tls_heap;
     if (unlikely(a >> ADDRESS_BITS != 0 || !segment_bit_test(a))) {
         if (p)
-            free_generic(p, call);
+            free_generic(p, call, sized);
         return;
     }
     segment_t *seg = (segment_t *)(a & ~SEGMENT_MASK);
@@ -284,16 +306,21 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
     uint32_t i = page_block_index(pg, p);
     /* a page in use (a free slice has capacity 0), a block start, a live block */
     if (unlikely(i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (uint8_t *)p))
-        return free_generic(p, call);
+        return free_generic(p, call, sized);
     uint8_t *side8 = (uint8_t *)pg->side + i;
     uint16_t *side16 = (uint16_t *)pg->side + i;
     bool wide = pg->side_wide;
     if (unlikely(wide ? (uint16_t)(*side16 - 1) >= SIDE16_REMOTE - 1 : (uint8_t)(*side8 - 1) >= SIDE8_REMOTE - 1))
-        return free_generic(p, call);   /* reports the double free */
+        return free_generic(p, call, sized);   /* reports the double free */
+    if (sized != FREE_UNSIZED) {   /* constant-folded away in plain free */
+        size_t requested = block_requested(pg, wide ? *side16 : *side8);
+        if (unlikely(sized != requested))
+            free_size_mismatch(p, call, sized, requested);
+    }
     heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
     if (owner != h || unlikely(h == NULL)) {   /* another thread's, or this one has no heap */
         if (unlikely(owner == NULL || atomic_load_explicit(&option_perturb_byte, memory_order_relaxed)))
-            return free_generic(p, call);   /* a huge block (no owner), or M_PERTURB */
+            return free_generic(p, call, FREE_UNSIZED);   /* a huge block (no owner), or M_PERTURB */
         if (wide)   /* another thread's block: mark it queued, one push onto its heap */
             __atomic_store_n(side16, (uint16_t)SIDE16_REMOTE, __ATOMIC_RELAXED);
         else
@@ -317,7 +344,13 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
     heap_leave(h);
 }
 
-void crt_free(void *p, const char *call) { free_fast(p, call); }
+void crt_free(void *p, const char *call) { free_fast(p, call, FREE_UNSIZED); }
+
+/* A free that names the block's size (0 reads as 1); a wrong size is reported. */
+void crt_free_sized(void *p, size_t size, const char *call)
+{
+    free_fast(p, call, size ? size : 1);
+}
 
 size_t crt_usable_size(const void *p, const char *call)
 {
@@ -369,7 +402,7 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
 /* ---- the standard names ---- */
 
 API void *malloc(size_t n) { return malloc_fast(n); }
-API void free(void *p) { free_fast(p, "free"); }
+API void free(void *p) { free_fast(p, "free", FREE_UNSIZED); }
 
 API void *calloc(size_t count, size_t size)
 {
@@ -467,17 +500,18 @@ API size_t malloc_usable_size(void *p)
     return p ? crt_usable_size(p, "malloc_usable_size") : 0;
 }
 
+/* C23: size (and alignment) must be what the block was allocated with; crtheap knows
+ * both, so a mismatch is diagnosed (no other allocator here catches it). */
 API void free_sized(void *p, size_t size)
 {
-    (void)size;
-    crt_free(p, "free_sized");
+    crt_free_sized(p, size, "free_sized");
 }
 
 API void free_aligned_sized(void *p, size_t alignment, size_t size)
 {
-    (void)alignment;
-    (void)size;
-    crt_free(p, "free_aligned_sized");
+    if (p && (!is_power_of_two(alignment) || ((uintptr_t)p & (alignment - 1)) != 0))
+        fatal_pointer("free_aligned_sized", p, "not allocated with this alignment");
+    crt_free_sized(p, size, "free_aligned_sized");
 }
 
 /* glibc's internal names, reached by libc itself and by programs that interpose. */

@@ -31,6 +31,18 @@ static size_t append_pointer(char *buf, size_t at, size_t cap, const void *p)
     return append(buf, at, cap, hex);
 }
 
+static size_t append_decimal(char *buf, size_t at, size_t cap, size_t v)
+{
+    char digits[21];
+    size_t n = sizeof digits - 1;
+    digits[n] = 0;
+    do {
+        digits[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return append(buf, at, cap, digits + n);
+}
+
 /* "crtheap: free(0x7f...): double free" — the tests match these lines exactly. */
 void fatal_pointer(const char *call, const void *p, const char *problem)
 {
@@ -54,4 +66,16 @@ void fatal_message(const char *message)
     line[n++] = '\n';
     os_write_stderr(line, n);
     abort();
+}
+
+/* "crtheap: free_sized(0x7f...): size 100 given, the block was allocated with 64" */
+void fatal_size_mismatch(const char *call, const void *p, size_t given, size_t requested)
+{
+    char problem[96];
+    size_t n = append(problem, 0, sizeof problem - 1, "size ");
+    n = append_decimal(problem, n, sizeof problem - 1, given);
+    n = append(problem, n, sizeof problem - 1, " given, the block was allocated with ");
+    n = append_decimal(problem, n, sizeof problem - 1, requested);
+    problem[n] = 0;
+    fatal_pointer(call, p, problem);
 }

@@ -299,6 +299,8 @@ int release_take_error(void) INTERNAL;
 /* ---- diagnostics (diag.c) ---- */
 __attribute__((noreturn)) void fatal_pointer(const char *call, const void *p, const char *problem) INTERNAL;
 __attribute__((noreturn)) void fatal_message(const char *message) INTERNAL;
+__attribute__((noreturn)) void fatal_size_mismatch(const char *call, const void *p, size_t given,
+                                                   size_t requested) INTERNAL;
 
 /* ---- segments (segment.c) ---- */
 page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool large) INTERNAL;
@@ -375,6 +377,7 @@ static inline void heap_leave(heap_t *h)
 void *crt_malloc(size_t n) INTERNAL;
 void *crt_malloc_aligned(size_t n, size_t alignment) INTERNAL;
 void crt_free(void *p, const char *call) INTERNAL;
+void crt_free_sized(void *p, size_t size, const char *call) INTERNAL;   /* size 0 reads as 1 */
 void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only) INTERNAL;
 size_t crt_usable_size(const void *p, const char *call) INTERNAL;
 size_t crt_requested_size(const void *p, const char *call) INTERNAL;

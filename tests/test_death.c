@@ -23,7 +23,13 @@ enum message {
     INTERIOR_FREE = 1 << 2,
     INVALID_REALLOC = 1 << 3,
     REALLOC_AFTER_FREE = 1 << 4,
-    MESSAGE_COUNT = 5
+    FREE_SIZED_WRONG = 1 << 5,
+    FREE_ALIGNED_SIZED_WRONG = 1 << 6,
+    DELETE_SIZED_WRONG = 1 << 7,
+    DELETE_ARRAY_SIZED_WRONG = 1 << 8,
+    ALIGNED_FREE_INVALID = 1 << 9,
+    ALIGNED_FREE_DOUBLE = 1 << 10,
+    MESSAGE_COUNT = 11
 };
 static const char *const formats[MESSAGE_COUNT] = {
     "crtheap: free(%s): double free",
@@ -31,6 +37,12 @@ static const char *const formats[MESSAGE_COUNT] = {
     "crtheap: free(%s): interior pointer",
     "crtheap: realloc(%s): invalid pointer",
     "crtheap: realloc(%s): use after free",
+    "crtheap: free_sized(%s): size 100 given, the block was allocated with 64",
+    "crtheap: free_aligned_sized(%s): size 999 given, the block was allocated with 1000",
+    "crtheap: operator delete(%s): size 24 given, the block was allocated with 16",
+    "crtheap: operator delete[](%s): size 4000 given, the block was allocated with 40000",
+    "crtheap: _aligned_free(%s): invalid pointer",
+    "crtheap: _aligned_free(%s): double free",
 };
 
 struct death_case {
@@ -57,6 +69,12 @@ static const struct death_case cases[] = {
     {"realloc_after_free", REALLOC_AFTER_FREE},
     {"free_mmap", INVALID_FREE},
     {"free_mmap_aligned", INVALID_FREE},
+    {"free_sized_wrong", FREE_SIZED_WRONG},
+    {"free_aligned_sized_wrong", FREE_ALIGNED_SIZED_WRONG},
+    {"delete_sized_wrong", DELETE_SIZED_WRONG},
+    {"delete_array_sized_wrong", DELETE_ARRAY_SIZED_WRONG},
+    {"aligned_free_of_malloc", ALIGNED_FREE_INVALID},
+    {"aligned_free_double", ALIGNED_FREE_DOUBLE},
 };
 #define CASE_COUNT ((int)(sizeof cases / sizeof cases[0]))
 
