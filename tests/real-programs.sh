@@ -160,6 +160,91 @@ EOF
     objdump -d "$out/api.o" | tail -n +3 | sha256sum
 }
 
+# redis-server on a free loopback port, driven by redis-benchmark and redis-cli: lists,
+# hashes, sorted sets and strings that grow by APPEND (Redis strings use every byte
+# malloc_usable_size reports, so realloc must keep them); then the values and DBSIZE are
+# read back, and the server is stopped by its pid.
+redis_session() {
+    local port pid i
+    port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
+        --dir "$PWD" --logfile "$PWD/redis.log" &
+    pid=$!
+    local cli=(redis-cli -h 127.0.0.1 -p "$port")
+    for i in $(seq 1 100); do
+        "${cli[@]}" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+    done
+    "${cli[@]}" ping || { kill "$pid"; return 1; }
+    redis-benchmark -h 127.0.0.1 -p "$port" -q -n 20000 -c 8 -r 5000 -d 100 \
+        -t set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,lrange_100 >bench.log 2>&1 ||
+        { kill "$pid"; return 1; }
+    "${cli[@]}" flushall
+    for i in $(seq 1 300); do
+        printf 'SET key:%d value-%d\n' "$i" "$((i * i))"
+        printf 'LPUSH list:%d item-%d\n' "$((i % 7))" "$i"
+        printf 'HSET hash:%d field%d %d\n' "$((i % 11))" "$i" "$((i * 3))"
+        printf 'ZADD zset %d member-%d\n' "$((i * 7 % 101))" "$i"
+        printf 'APPEND grow:%d %s\n' "$((i % 5))" "$(head -c "$((i % 97 + 1))" /dev/zero | tr '\0' "$((i % 10))")"
+    done | "${cli[@]}" >/dev/null
+    for i in 1 2 3 4; do "${cli[@]}" lpop "list:$i"; done
+    "${cli[@]}" get key:17
+    "${cli[@]}" get key:300
+    "${cli[@]}" lrange list:3 0 -1 | sha256sum
+    "${cli[@]}" hgetall hash:5 | sha256sum
+    "${cli[@]}" zrange zset 0 -1 withscores | sha256sum
+    for i in 0 1 2 3 4; do
+        "${cli[@]}" strlen "grow:$i"
+        "${cli[@]}" get "grow:$i" | sha256sum
+    done
+    "${cli[@]}" dbsize
+    kill "$pid"
+    wait "$pid"
+    grep -q 'Ready to accept connections' redis.log
+}
+
+# python3 multiprocessing with fork and threads: pools of forked workers started while
+# threads allocate, and threads inside the workers.
+python3_multiprocessing() {
+    "$PYTHON" - <<'PY'
+import multiprocessing as mp, threading, hashlib
+
+def work(n):
+    out = []
+    def t(k):
+        out.append(hashlib.sha256(("x" * (k * 37 % 5000)).encode()).hexdigest())
+    ts = [threading.Thread(target=t, args=(n * 10 + k,)) for k in range(4)]
+    for x in ts: x.start()
+    for x in ts: x.join()
+    return sorted(out)
+
+def put_len(q, i):
+    q.put(len(work(i)))
+
+def churn(stop):
+    while not stop.is_set():
+        d = {i: "v" * (i % 300) for i in range(2000)}
+        del d
+
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    stop = threading.Event()
+    bg = [threading.Thread(target=churn, args=(stop,)) for _ in range(2)]
+    for b in bg: b.start()
+    for rnd in range(5):
+        with mp.Pool(4) as pool:
+            res = pool.map(work, range(40))
+        print(rnd, hashlib.sha256(repr(res).encode()).hexdigest())
+    q = mp.Queue()
+    ps = [mp.Process(target=put_len, args=(q, i)) for i in range(8)]
+    for p in ps: p.start()
+    print(sorted(q.get() for _ in ps))
+    for p in ps: p.join()
+    stop.set()
+    for b in bg: b.join()
+PY
+}
+
 # The preload must really be in effect, or every comparison proves nothing.
 if [ "$(LD_PRELOAD=$lib grep -c "$(basename "$lib")" /proc/self/maps 2>&1)" -ge 1 ] 2>/dev/null; then
     pass "preload: $(basename "$lib") is mapped in a preloaded process"
@@ -171,13 +256,15 @@ fi
 if "$PYTHON" -c 'import test.libregrtest' 2>/dev/null; then
     compare python3-regrtest python3_regrtest
 else
-    fail "python3-regrtest: $PYTHON or its test suite is missing (tests/install-deps.sh)"
+    fail "python3-regrtest: $PYTHON or its test suite is missing (scripts/install-deps.sh)"
 fi
-for tool in git sqlite3 gcc; do
-    if command -v "$tool" >/dev/null && { [ "$tool" != gcc ] || command -v g++ >/dev/null; }; then
+compare python3-multiprocessing python3_multiprocessing
+for tool in git sqlite3 gcc redis; do
+    if command -v "${tool/redis/redis-server}" >/dev/null && { [ "$tool" != gcc ] || command -v g++ >/dev/null; } &&
+        { [ "$tool" != redis ] || command -v redis-benchmark >/dev/null; }; then
         compare "$tool" "${tool}_session"
     else
-        fail "$tool: not installed (tests/install-deps.sh)"
+        fail "$tool: not installed (scripts/install-deps.sh)"
     fi
 done
 

@@ -45,7 +45,7 @@ run_check() { # name program...
     tally "$name" $((checks - fails - errors)) $((fails + errors))
 }
 
-for part in test_api test_api_static test_threads test_crt test_trim test_death; do
+for part in test_api test_api_static test_threads test_crt test_trim test_dropin test_death; do
     [ -x "$bin/$part" ] || continue
     echo "== $part"
     run_check "$part" "$bin/$part"
@@ -54,7 +54,7 @@ done
 # The suites that link the shared library, against its UBSan build: any undefined
 # behaviour aborts the test it happens in.
 if [ -n "$ubsan_dir" ]; then
-    for part in test_api test_threads test_crt test_trim; do
+    for part in test_api test_threads test_crt test_trim test_dropin; do
         [ -x "$bin/$part" ] || continue
         echo "== $part under UBSan"
         run_check "ubsan $part" env LD_LIBRARY_PATH="$ubsan_dir" "$bin/$part"

@@ -28,7 +28,7 @@ TSAN_CFLAGS    := -std=gnu11 -O1 -g -fsanitize=thread -Wall -Wextra $(WERROR) -p
 TEST_PROGRAMS  := $(TEST_BIN)/test_api $(TEST_BIN)/test_threads $(TEST_BIN)/test_death \
                   $(addprefix $(TEST_BIN)/death/,$(DEATH_PROGRAMS)) \
                   $(if $(CRTHEAP_LIB),$(TEST_BIN)/test_api_static $(TEST_BIN)/test_crt $(TEST_BIN)/test_trim \
-                                      $(TEST_BIN)/tsan_trim)
+                                      $(TEST_BIN)/test_dropin $(TEST_BIN)/probe_options $(TEST_BIN)/tsan_trim)
 
 .PHONY: test test-build test-glibc test-deps
 
@@ -43,6 +43,12 @@ $(UBSAN_LIB): $(SRCS) $(HDRS) tests/tests.mk
 $(TEST_BIN)/test_%: tests/test_%.c tests/common.h tests/race.h tests/tests.mk $(TEST_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(CRTHEAP_LIB) $(TEST_LDLIBS)
+
+# The drop-in suite runs the options probe from the same directory.
+$(TEST_BIN)/test_dropin: TEST_CFLAGS += -DPROBE_DIR='"$(abspath $(TEST_BIN))"'
+$(TEST_BIN)/probe_options: tests/probe_options.c tests/tests.mk $(TEST_LIBDEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) $< -o $@ $(CRTHEAP_LIB)
 
 # The same API tests with the static library linked into the program.
 $(TEST_BIN)/test_api_static: tests/test_api.c tests/common.h tests/tests.mk build/libcrtheap.a
