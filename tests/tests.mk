@@ -20,11 +20,13 @@ TEST_LDLIBS  := $(shell pkg-config --libs check 2>/dev/null) -lpthread
 
 DEATH_PROGRAMS := $(basename $(notdir $(wildcard tests/death/*.c)))
 
-# The ThreadSanitizer test compiles the library sources into the program.  crtheap's
-# standard names are renamed there, so TSan's own malloc stays the process allocator and
-# the test reaches crtheap through the renamed ones.
-TSAN_RENAMED   := malloc free calloc realloc reallocarray posix_memalign aligned_alloc memalign                   valloc pvalloc malloc_usable_size free_sized free_aligned_sized malloc_trim                   mallinfo mallinfo2 malloc_stats malloc_info mallopt __libc_malloc __libc_free                   __libc_calloc __libc_realloc __libc_memalign __libc_valloc __libc_pvalloc
-TSAN_CFLAGS    := -std=gnu11 -O1 -g -fsanitize=thread -Wall -Wextra $(WERROR) -pthread                   -Iinclude -Isrc -Itests $(foreach f,$(TSAN_RENAMED),-D$(f)=crtheap_tsan_$(f))
+# The ThreadSanitizer test compiles the library sources into the program.  Every name
+# the library exports is renamed there (the list is made from the built library's
+# dynamic symbols, so it cannot fall behind), so TSan's own malloc and operator new stay
+# the process allocator and the test reaches crtheap through the renamed ones.
+TSAN_RENAMES   := build/tsan-renames.h
+TSAN_CFLAGS    := -std=gnu11 -O1 -g -fsanitize=thread -Wall -Wextra $(WERROR) -pthread \
+                  -Iinclude -Isrc -Itests -include $(TSAN_RENAMES)
 TEST_PROGRAMS  := $(TEST_BIN)/test_api $(TEST_BIN)/test_threads $(TEST_BIN)/test_death \
                   $(addprefix $(TEST_BIN)/death/,$(DEATH_PROGRAMS)) \
                   $(if $(CRTHEAP_LIB),$(TEST_BIN)/test_api_static $(TEST_BIN)/test_crt $(TEST_BIN)/test_trim \
@@ -63,7 +65,12 @@ $(TEST_BIN)/death/%: tests/death/%.c tests/death/death.h tests/tests.mk $(TEST_L
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(CRTHEAP_LIB)
 
-$(TEST_BIN)/tsan_trim: tests/tsan_trim.c tests/common.h tests/race.h tests/tests.mk $(SRCS) $(HDRS)
+$(TSAN_RENAMES): build/libcrtheap.so tests/tests.mk
+	nm -D --defined-only build/libcrtheap.so | \
+		awk '$$2 == "T" || $$2 == "W" { print "#define " $$3 " crtheap_tsan_" $$3 }' > $@.tmp
+	grep -q ' malloc ' $@.tmp && mv $@.tmp $@
+
+$(TEST_BIN)/tsan_trim: tests/tsan_trim.c tests/common.h tests/race.h tests/tests.mk $(SRCS) $(HDRS) $(TSAN_RENAMES)
 	@mkdir -p $(dir $@)
 	$(CC) $(TSAN_CFLAGS) $(SRCS) $< -o $@
 
