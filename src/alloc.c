@@ -155,9 +155,9 @@ static void *malloc_generic(size_t n, size_t alignment)
                 crt_free(p, "malloc");
                 heap_enter(h);
                 p = NULL;
-            } else if (p || alignment <= MIN_BLOCK) {
+            } else if (p) {
                 goto out;
-            }
+            }   /* no room for a page of the class: a block of its own still may fit */
         }
     }
     heap_maintain_if_due(h);   /* large blocks: the decay's other chance on this thread */
@@ -379,7 +379,7 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
     /* stay put when the block fits and is not more than twice too big */
     bool stay = n <= usable && (in_place_only || n > usable / 2 || usable <= MIN_BLOCK);
     if (pg->bin == BIN_LARGE) {
-        if (stay) {
+        if (stay || (n > usable && segment_of(p)->kind == SEGMENT_HUGE && segment_grow_huge(segment_of(p), n))) {
             pg->large_requested = n;
             return p;
         }

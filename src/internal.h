@@ -268,6 +268,7 @@ static inline page_t *segment_page_of(segment_t *seg, const void *p)
 void *os_map(size_t size) INTERNAL;                        /* NULL + ENOMEM on failure */
 void *os_map_aligned(size_t size, size_t alignment) INTERNAL;
 int os_unmap(void *p, size_t size) INTERNAL;
+int os_remap_in_place(void *p, size_t old_size, size_t new_size) INTERNAL;
 int os_release(void *p, size_t size) INTERNAL;           /* MADV_DONTNEED: RSS drops now */
 size_t os_resident_bytes(const void *p, size_t size) INTERNAL;   /* mincore */
 void os_advise_huge_pages(void *p, size_t size) INTERNAL;
@@ -280,6 +281,7 @@ void os_write_stderr(const char *s, size_t n) INTERNAL;
 bool os_random_bytes(void *out, size_t n) INTERNAL;
 void os_futex_wait(_Atomic uint32_t *word, uint32_t expected) INTERNAL;   /* until a wake (or spuriously) */
 void os_futex_wake(_Atomic uint32_t *word) INTERNAL;
+size_t os_address_space_left(void) INTERNAL;   /* under RLIMIT_AS; SIZE_MAX without one */
 
 /* ---- giving memory back (release.c): batching, and counting only resident bytes ---- */
 #include <sys/uio.h>
@@ -307,6 +309,7 @@ page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool l
 void segment_free_span(page_t *pg) INTERNAL;
 page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment) INTERNAL;
 void segment_free_huge(segment_t *seg) INTERNAL;
+bool segment_grow_huge(segment_t *seg, size_t size) INTERNAL;   /* in place, or false */
 void segment_init_donated(segment_t *seg, uint8_t *start, size_t size, heap_t *h) INTERNAL;
 size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *batch) INTERNAL;
 bool segment_release_if_empty(segment_t *seg, size_t *released) INTERNAL;  /* true: unmapped */

@@ -8,6 +8,7 @@
 #include <linux/membarrier.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <fcntl.h>
@@ -25,6 +26,40 @@ void *os_map(size_t size)
         return NULL;
     }
     return p;
+}
+
+static void *map_fixed_noreplace(uintptr_t at, size_t size)
+{
+    void *p = mmap((void *)at, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    if ((uintptr_t)p != at) {   /* a kernel that ignores the flag treats it as a hint */
+        munmap(p, size);
+        return NULL;
+    }
+    return p;
+}
+
+/* Under a tight address-space limit (RLIMIT_AS) there is no room to over-map: map just
+ * `size` where the kernel likes, and if that is not aligned, try the aligned addresses
+ * on either side of it, which are mostly free (the kernel found a hole there). */
+static void *os_map_aligned_tight(size_t size, size_t alignment)
+{
+    uint8_t *p = os_map(size);
+    if (!p)
+        return NULL;
+    uintptr_t a = (uintptr_t)p;
+    if ((a & (alignment - 1)) == 0)
+        return p;
+    munmap(p, size);
+    uintptr_t down = a & ~(uintptr_t)(alignment - 1), up = down + alignment;
+    void *q = map_fixed_noreplace(down, size);
+    if (!q)
+        q = map_fixed_noreplace(up, size);
+    if (!q)
+        errno = ENOMEM;
+    return q;
 }
 
 /* Over-map by `alignment`, then give back the unaligned head and the tail. */
@@ -49,7 +84,7 @@ void *os_map_aligned(size_t size, size_t alignment)
     }
     uint8_t *raw = os_map(size + alignment);
     if (!raw)
-        return NULL;
+        return os_map_aligned_tight(size, alignment);
     uint8_t *aligned = (uint8_t *)(((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1));
     if (aligned > raw)
         munmap(raw, (size_t)(aligned - raw));
@@ -58,6 +93,13 @@ void *os_map_aligned(size_t size, size_t alignment)
         munmap(aligned + size, tail);
     atomic_store_explicit(&hint, (uintptr_t)aligned + size, memory_order_relaxed);
     return aligned;
+}
+
+/* Grow or shrink the mapping [p, p + old_size) to new_size where it is (mremap without
+ * MREMAP_MAYMOVE: the pages after it must be free).  0, or -1 with errno. */
+int os_remap_in_place(void *p, size_t old_size, size_t new_size)
+{
+    return mremap(p, old_size, new_size, 0) == MAP_FAILED ? -1 : 0;
 }
 
 int os_unmap(void *p, size_t size)
@@ -191,6 +233,26 @@ void os_write_stderr(const char *s, size_t n)
 bool os_random_bytes(void *out, size_t n)
 {
     return getrandom(out, n, GRND_NONBLOCK) == (ssize_t)n;
+}
+
+/* Bytes the process may still map under RLIMIT_AS (SIZE_MAX when there is no limit):
+ * the limit less the size of the address space now (/proc/self/statm). */
+size_t os_address_space_left(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_AS, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY)
+        return SIZE_MAX;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return SIZE_MAX;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return SIZE_MAX;
+    buf[n] = 0;
+    size_t used = (size_t)strtoull(buf, NULL, 10) * OS_PAGE_SIZE;
+    return lim.rlim_cur > used ? (size_t)lim.rlim_cur - used : 0;
 }
 
 /* Sleep while *word == expected, until os_futex_wake (or a spurious return). */

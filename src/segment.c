@@ -71,12 +71,26 @@ static void segment_header_init(segment_t *seg, uint8_t *base, size_t size, enum
     seg->dirty_since_ms = 0;
 }
 
-static segment_t *segment_new(heap_t *h, bool large)
+/* A new segment for a span of `slices`: 4 MiB, or — when the address space is short
+ * (RLIMIT_AS) — a shorter one, still 4 MiB aligned, down to the header and the span, so
+ * that a heap under a tight limit grows in small steps as glibc's does.  A short
+ * segment's missing slices are never free, and their descriptors stay zero. */
+static segment_t *segment_new(heap_t *h, bool large, size_t slices)
 {
-    segment_t *seg = os_map_aligned(SEGMENT_SIZE, SEGMENT_SIZE);
+    /* with less than a few segments' worth of address space left, take a quarter of it */
+    size_t count = SEGMENT_SLICES, left = os_address_space_left();
+    if (left < 4 * SEGMENT_SIZE) {
+        count = left / 4 / SLICE_SIZE;
+        count = count < slices + 1 ? slices + 1 : count > SEGMENT_SLICES ? SEGMENT_SLICES : count;
+    }
+    segment_t *seg = os_map_aligned(count * SLICE_SIZE, SEGMENT_SIZE);
+    while (!seg && count > slices + 1) {
+        count = count / 2 > slices + 1 ? count / 2 : slices + 1;
+        seg = os_map_aligned(count * SLICE_SIZE, SEGMENT_SIZE);
+    }
     if (!seg)
         return NULL;
-    segment_header_init(seg, (uint8_t *)seg, SEGMENT_SIZE, SEGMENT_NORMAL, SEGMENT_SLICES, 1);
+    segment_header_init(seg, (uint8_t *)seg, count * SLICE_SIZE, SEGMENT_NORMAL, count, 1);
     seg->holds_large = large;
     heap_link_segment(h, seg);
     registry_lock();
@@ -167,10 +181,16 @@ page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool l
         for (size_t i = 0; i < 64; i += align_slices)
             aligned |= 1ull << i;
     }
-    /* rounds: dirty slices, any free slice, a new segment */
+    /* rounds: dirty slices, any free slice, a new segment; when no segment can be
+     * mapped, a last round takes free slices of a segment of the other side */
+    bool other_side = false;
     for (int round = 0; round < 3; round++) {
-        if (round == 2 && !segment_new(h, large))
-            return NULL;
+        if (round == 2 && !segment_new(h, large, slices)) {
+            if (other_side)
+                return NULL;
+            other_side = true;
+            round = 0;   /* becomes 1: any free slice, any side */
+        }
         segment_t *best_seg = NULL;
         size_t best_len = 0, best_start = 0;
         for (segment_t *seg = h->segments; seg; seg = seg->heap_next) {
@@ -178,13 +198,15 @@ page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool l
                 continue;   /* donated slices are only OS-page aligned */
             /* an empty segment changes side, as a whole run: class pages start at its
              * bottom, away from a large block freed at its top */
-            if (seg->holds_large != large && seg->kind != SEGMENT_DONATED && (round == 0 || !segment_is_empty(seg)))
+            if (seg->holds_large != large && seg->kind != SEGMENT_DONATED && !other_side &&
+                (round == 0 || !segment_is_empty(seg)))
                 continue;
             uint64_t usable = seg->free_mask & (round == 0 ? seg->dirty_mask : ALL_SLICES);
             if (align_slices > 1) {   /* rare: the first aligned start will do */
                 uint64_t starts = runs_of(usable, slices) & aligned;   /* zeros shift in: runs end inside */
                 if (starts) {
-                    seg->holds_large = large;
+                    if (!other_side)
+                        seg->holds_large = large;
                     return segment_take_slices(seg, large ? 63u - (size_t)__builtin_clzll(starts)
                                                           : (size_t)__builtin_ctzll(starts), slices);
                 }
@@ -200,7 +222,8 @@ page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool l
             }
         }
         if (best_seg) {
-            best_seg->holds_large = large;
+            if (!other_side)
+                best_seg->holds_large = large;
             return segment_take_slices(best_seg, best_start, slices);
         }
     }
@@ -271,7 +294,7 @@ bool segment_release_if_empty(segment_t *seg, size_t *released)
     registry_lock();
     registry_remove(seg);
     registry_unlock();
-    size_t resident = release_unmap(seg, SEGMENT_SIZE);
+    size_t resident = release_unmap(seg, seg->map_size);
     if (released)
         *released += resident;
     return true;
@@ -398,6 +421,27 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
     if (hi > lo)
         os_advise_huge_pages((void *)lo, hi - lo);
     return &seg->pages[1];
+}
+
+/* Grow a live huge block to `size` bytes where it is, if the address space after its
+ * mapping is free: no copy, and no second mapping beside it (which an address-space
+ * limit may not allow).  Only its owner's realloc calls this: a live huge block's
+ * segment is touched by nobody else. */
+bool segment_grow_huge(segment_t *seg, size_t size)
+{
+    page_t *pg = &seg->pages[1];
+    size_t offset = (size_t)(pg->start - (uint8_t *)seg);
+    size_t map_size = (size + OS_PAGE_SIZE - 1) & ~(OS_PAGE_SIZE - 1);
+    if (map_size < size || map_size + offset < map_size || map_size + offset <= seg->map_size)
+        return false;
+    map_size += offset;
+    huge_cache_cool();   /* RSS may grow: no hot cached block stays resident */
+    if (os_remap_in_place(seg, seg->map_size, map_size) != 0)
+        return false;
+    seg->map_size = map_size;
+    pg->block_size = map_size - offset;
+    pg->inv_block_size = ((uint64_t)1 << 40) / pg->block_size + 1;
+    return true;
 }
 
 void segment_free_huge(segment_t *seg)

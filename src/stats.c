@@ -40,7 +40,7 @@ API int crtheap_get_stats(crtheap_stats_t *st)
     registry_lock();
     for (segment_t *seg = registry_first(); seg; seg = seg->reg_next) {
         st->segments++;
-        size_t bytes = seg->kind == SEGMENT_NORMAL ? SEGMENT_SIZE : seg->map_size;
+        size_t bytes = seg->map_size;
         if (seg->kind == SEGMENT_DONATED) {
             bytes -= SLICE_SIZE;   /* its slice 0 is not crtheap's */
             st->donated += bytes;

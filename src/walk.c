@@ -25,7 +25,7 @@ static bool segment_header_ok(const segment_t *seg)
 
 static size_t segment_bytes(const segment_t *seg)
 {
-    return seg->kind == SEGMENT_NORMAL ? SEGMENT_SIZE : seg->map_size;
+    return seg->map_size;   /* a normal segment maps 4 MiB, or less under a tight RLIMIT_AS */
 }
 
 /* A head page descriptor whose geometry lies inside its segment (racy reads allowed). */

@@ -842,6 +842,60 @@ START_TEST(t_options_environment_and_api)
 }
 END_TEST
 
+/* ------------------------------------------------------------ a tight address space */
+
+static size_t address_space_now(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    unsigned long pages = 0;
+    ck_assert_int_eq(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Under RLIMIT_AS a few MiB above the program's use, an array grown by realloc gets
+ * about as far as glibc gets it: segments shrink to what is left, a class with no room
+ * for its page gives a block of its own, and huge blocks grow in place.  glibc reaches
+ * the limit less a page (4095 KiB of 4); crtheap reaches 4032 KiB in a fresh process and
+ * about 2 MiB here, where the test framework's heap is already there, because the move
+ * from a large block (up to 2 MiB, in a segment) to a huge one copies.  Before, it
+ * stopped at 32 elements.  Then the heap still works. */
+START_TEST(t_tight_address_space)
+{
+    enum { EXTRA_MIB = 4 };
+    free(malloc(100));
+    size_t now = address_space_now();
+    struct rlimit lim = {now + ((size_t)EXTRA_MIB << 20), now + ((size_t)EXTRA_MIB << 20)};
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &lim), 0);
+    long *a = NULL;
+    size_t n = 0;
+    for (;;) {
+        long *b = realloc(a, (n + 1) * sizeof *a);
+        if (!b) {
+            ck_assert_int_eq(errno, ENOMEM);
+            break;
+        }
+        a = b;
+        a[n] = (long)n;
+        n++;
+    }
+    for (size_t i = 0; i < n; i++)
+        expect(a[i] == (long)i, "element %zu changed", i);
+    fprintf(stderr, "tight address space: %zu KiB of %d MiB reached\n", n * sizeof *a / 1024, EXTRA_MIB);
+    ck_assert_msg(n * sizeof *a >= ((size_t)EXTRA_MIB << 20) / 2, "the array stopped at %zu elements", n);
+    free(a);
+    for (int i = 0; i < 1000; i++) {   /* the heap works again once memory is free */
+        char *p = malloc(1000);
+        ck_assert_ptr_nonnull(p);
+        stamp(p, 1000);
+        verify(p, 1000, "after the limit");
+        free(p);
+    }
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ sized frees */
 
 void *_Znwm(size_t n);
@@ -911,6 +965,7 @@ int main(void)
     add(s, "trim_figures", t_trim_figures_are_honest, 60);
     add(s, "options", t_options_environment_and_api, 30);
     add(s, "sized", t_sized_frees_with_the_right_size, 30);
+    add(s, "rlimit_as", t_tight_address_space, 60);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
