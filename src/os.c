@@ -53,13 +53,17 @@ static void *os_map_aligned_tight(size_t size, size_t alignment)
     if ((a & (alignment - 1)) == 0)
         return p;
     munmap(p, size);
-    uintptr_t down = a & ~(uintptr_t)(alignment - 1), up = down + alignment;
-    void *q = map_fixed_noreplace(down, size);
-    if (!q)
-        q = map_fixed_noreplace(up, size);
-    if (!q)
-        errno = ENOMEM;
-    return q;
+    enum { TRIES = 8 };   /* aligned slots on either side of the hole the kernel chose */
+    uintptr_t down = a & ~(uintptr_t)(alignment - 1);
+    for (uintptr_t k = 0; k < TRIES; k++) {
+        void *q = map_fixed_noreplace(down - k * alignment, size);
+        if (!q)
+            q = map_fixed_noreplace(down + (k + 1) * alignment, size);
+        if (q)
+            return q;
+    }
+    errno = ENOMEM;
+    return NULL;
 }
 
 /* Over-map by `alignment`, then give back the unaligned head and the tail. */
@@ -67,6 +71,7 @@ void *os_map_aligned(size_t size, size_t alignment)
 {
     static _Atomic uintptr_t hint;   /* next aligned address: mostly avoids the over-map */
     uintptr_t want = atomic_load_explicit(&hint, memory_order_relaxed);
+    want = (want + alignment - 1) & ~(uintptr_t)(alignment - 1);   /* after a short mapping */
     if (want) {
         void *p = mmap((void *)want, size, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
