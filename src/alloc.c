@@ -2,10 +2,12 @@
  *
  * Fast path of malloc: pop the first block of the class's first page, note the requested
  * size in the page's side table.  Fast path of free: find the page from the address
- * (segment alignment), check the block is a live block start, push it.  Both run between
- * heap_enter/heap_leave: plain stores, no atomic read-modify-write. */
+ * (segment alignment), check the block is a live block start; a block of the calling
+ * thread's heap is pushed on its page (between heap_enter and heap_leave: plain stores,
+ * no atomic read-modify-write), another thread's is pushed on its owner's remote list
+ * (one CAS, no enter). */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "modules.h"
 #include "crtheap.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -40,13 +42,27 @@ static inline __attribute__((always_inline)) void *page_pop(page_t *pg, block_t 
     return b;
 }
 
+/* The class ran dry (heap entered): the purger's start and the decay's turn on this
+ * thread, then a page with a free block from the heap. */
+static page_t *alloc_refill(heap_t *h, unsigned bin)
+{
+    if (unlikely(decay_wants_purger(h, false))) {
+        heap_leave(h);   /* nothing changed yet: creating a thread may allocate */
+        decay_start_purger();
+        heap_enter(h);
+    }
+    heap_drain_remote(h);
+    decay_if_due(h);
+    return heap_refill(h, bin);
+}
+
 /* A block of class `bin` (heap entered by the caller). */
 static inline __attribute__((always_inline)) void *heap_alloc_bin(heap_t *h, unsigned bin, size_t n)
 {
     page_t *pg = h->queues[bin].first;
     block_t *b = pg->free;
     if (unlikely(!b)) {
-        pg = heap_refill(h, bin);
+        pg = alloc_refill(h, bin);
         if (unlikely(!pg))
             return NULL;
         b = pg->free;
@@ -142,8 +158,8 @@ static void *malloc_generic(size_t n, size_t alignment)
     heap_t *h = heap_get_or_init();
     if (!h)
         return malloc_failed(n, alignment);
-    if (unlikely(n > MEDIUM_MAX && purger_wanted()))
-        purger_start();   /* big blocks: decay will have work (never from free: see trim.c) */
+    if (unlikely(n > MEDIUM_MAX && decay_wants_purger(h, true)))
+        decay_start_purger();   /* big blocks: the decay will have work (never from free: decay.c) */
     void *p = NULL;
     heap_enter(h);
     if (n <= MEDIUM_MAX && alignment <= SLICE_SIZE) {
@@ -160,11 +176,11 @@ static void *malloc_generic(size_t n, size_t alignment)
             }   /* no room for a page of the class: a block of its own still may fit */
         }
     }
-    heap_maintain_if_due(h);   /* large blocks: the decay's other chance on this thread */
+    decay_if_due(h);   /* large blocks: the decay's other chance on this thread */
     p = heap_malloc_large(h, n, alignment > MIN_BLOCK ? alignment : 0);
     if (!p) {   /* out of address space: give back what is cached, then try once more */
         huge_cache_trim(true);
-        heap_maintain(h, true, os_now_ms());
+        decay_heap(h, true, os_now_ms());
         p = heap_malloc_large(h, n, alignment > MIN_BLOCK ? alignment : 0);
     }
 out:
@@ -266,7 +282,7 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call, si
     if (h != NULL && owner == h) {
         heap_enter(h);
         side_set(pg, i, side_free_value(pg));
-        heap_free_owned(h, pg, p);
+        heap_free_owned(h, pg, p);   /* the same free-into-own-page as the fast path's */
         heap_leave(h);
     } else if (pg->bin == BIN_LARGE && owner == NULL) {
         side_set(pg, i, side_free_value(pg));   /* huge: no owner, straight to cache/OS */
@@ -277,10 +293,10 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call, si
     }
 }
 
-/* The page emptied or left the full state: its queue changes, then leave the heap. */
-static __attribute__((noinline)) void free_page_slow_and_leave(heap_t *h, page_t *pg)
+/* A free retired a page: the heap's segment policy, then leave the heap. */
+static __attribute__((noinline)) void free_spans_and_leave(heap_t *h, unsigned flags)
 {
-    page_free_block_slow(h, pg);
+    heap_spans_freed(h, flags);
     heap_leave(h);
 }
 
@@ -333,14 +349,9 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
         *side8 = SIDE8_FREE;
     else
         *side16 = SIDE16_FREE;
-    block_t *b = p;
-    b->next = pg->free;
-    pg->free = b;
-    if (unlikely(--pg->used == 0 || pg->in_full)) {
-        if (pg->in_full || pg->next || pg->prev || pg->bin == BIN_LARGE)
-            return free_page_slow_and_leave(h, pg);
-        pg->emptied = 1;   /* the only page of its class stays when it empties */
-    }
+    unsigned flags = page_free_block(h, pg, p);
+    if (unlikely(flags))
+        return free_spans_and_leave(h, flags);
     heap_leave(h);
 }
 

@@ -1,7 +1,7 @@
 /* crt.c — the Microsoft C runtime heap family: _msize, _expand, _recalloc, the
  * _aligned_* functions, new mode and new handler, and the invalid-parameter protocol.
  * Thin wrappers, each checking its arguments as the Universal CRT does. */
-#include "internal.h"
+#include "modules.h"
 #include "crtheap.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -9,29 +9,8 @@
 
 #define API __attribute__((visibility("default")))
 
-static _Atomic(_invalid_parameter_handler) invalid_parameter_handler;
 static _Atomic(_PNH) new_handler;
 static _Atomic int new_mode;
-
-/* An invalid argument: the installed handler first, then errno; the caller returns its
- * error value. */
-void crt_invalid_parameter(int err)
-{
-    _invalid_parameter_handler handler = atomic_load(&invalid_parameter_handler);
-    if (handler)
-        handler(NULL, NULL, NULL, 0, 0);
-    errno = err;
-}
-
-API _invalid_parameter_handler _set_invalid_parameter_handler(_invalid_parameter_handler handler)
-{
-    return atomic_exchange(&invalid_parameter_handler, handler);
-}
-
-API _invalid_parameter_handler _get_invalid_parameter_handler(void)
-{
-    return atomic_load(&invalid_parameter_handler);
-}
 
 API int _set_new_mode(int mode)
 {

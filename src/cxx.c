@@ -9,7 +9,7 @@
  * nothrow forms return NULL.  Built with -fexceptions: a handler's or bad_alloc's throw
  * unwinds through these frames.  libstdc++ is reached through weak references, so
  * crtheap needs it only in a program that already has it (one that calls new). */
-#include "internal.h"
+#include "modules.h"
 #include <stdbool.h>
 
 #define API __attribute__((visibility("default")))

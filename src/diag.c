@@ -1,8 +1,35 @@
-/* diag.c — fatal diagnostics.  One fixed line on stderr, then abort(), as glibc does.
- * Formatting is done by hand: printf may allocate, and the heap is suspect here. */
-#include "internal.h"
+/* diag.c — what crtheap says about bad input: fatal diagnostics (one fixed line on
+ * stderr, then abort(), as glibc does; formatted by hand, since printf may allocate and
+ * the heap is suspect here), and the Microsoft runtime's invalid-parameter protocol. */
+#include "modules.h"
+#include "crtheap.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define API __attribute__((visibility("default")))
+
+static _Atomic(_invalid_parameter_handler) invalid_parameter_handler;
+
+/* An invalid argument: the installed handler first, then errno; the caller returns its
+ * error value. */
+void crt_invalid_parameter(int err)
+{
+    _invalid_parameter_handler handler = atomic_load(&invalid_parameter_handler);
+    if (handler)
+        handler(NULL, NULL, NULL, 0, 0);
+    errno = err;
+}
+
+API _invalid_parameter_handler _set_invalid_parameter_handler(_invalid_parameter_handler handler)
+{
+    return atomic_exchange(&invalid_parameter_handler, handler);
+}
+
+API _invalid_parameter_handler _get_invalid_parameter_handler(void)
+{
+    return atomic_load(&invalid_parameter_handler);
+}
 
 static size_t append(char *buf, size_t at, size_t cap, const char *s)
 {

@@ -1,5 +1,6 @@
-/* options.c — crtheap's options: defaults, CRTHEAP_* environment variables, the
- * crtheap_option_get/set API, and glibc's mallopt.
+/* options.c — crtheap's options: the values every layer reads, their defaults and
+ * ranges, and the CRTHEAP_* environment variables.  The entry points that change them
+ * at run time (crtheap_option_get/set, mallopt) are in control.c.
  *
  * Precedence: a value set with crtheap_option_set (or mallopt) wins over the
  * environment, which wins over the default.  The environment is read once, before the
@@ -7,10 +8,9 @@
  * malformed or out-of-range value is reported on stderr in one line and the default is
  * kept. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "modules.h"
 #include "crtheap.h"
 #include <errno.h>
-#include <malloc.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,9 +88,25 @@ void options_init(void)
     atomic_store(&options_state, 2);
 }
 
-__attribute__((visibility("default"))) long crtheap_option_get(crtheap_option_t option)
+
+/* Validate and store a value for `option` (set by the program: it wins over the
+ * environment).  -1 with EINVAL for an unknown option or a value out of range. */
+int option_store(unsigned option, long value)
 {
-    if ((unsigned)option >= CRTHEAP_OPTION_COUNT) {
+    if (option >= CRTHEAP_OPTION_COUNT || value < options[option].min || value > options[option].max) {
+        errno = EINVAL;
+        return -1;
+    }
+    options_init();
+    *options[option].slot = value;
+    options[option].source = FROM_API;
+    return 0;
+}
+
+/* The value of `option`, or -1 with EINVAL for an unknown one. */
+long option_value(unsigned option)
+{
+    if (option >= CRTHEAP_OPTION_COUNT) {
         errno = EINVAL;
         return -1;
     }
@@ -98,59 +114,7 @@ __attribute__((visibility("default"))) long crtheap_option_get(crtheap_option_t 
     return *options[option].slot;
 }
 
-__attribute__((visibility("default"))) int crtheap_option_set(crtheap_option_t option, long value)
+long option_default(unsigned option)
 {
-    if ((unsigned)option >= CRTHEAP_OPTION_COUNT || value < options[option].min || value > options[option].max) {
-        errno = EINVAL;
-        return -1;
-    }
-    options_init();
-    *options[option].slot = value;
-    options[option].source = FROM_API;
-    purger_wake();   /* the decay's timing or the purger's presence may have changed */
-    return 0;
-}
-
-/* ---- glibc's mallopt: the parameters that have a meaning here return 1 ----
- *   M_TRIM_THRESHOLD  negative: no automatic release (as glibc stops trimming), else on
- *   M_MMAP_THRESHOLD  blocks from this size up (above the size classes) get a mapping
- *                     of their own; glibc's range, up to 32 MiB
- *   M_PERTURB         fill new blocks with ~byte and freed ones with byte, as glibc does
- *   M_TOP_PAD, M_MXFAST, M_ARENA_MAX, M_ARENA_TEST, M_CHECK_ACTION
- *                     accepted: there is no top chunk, no fastbins, one heap per thread,
- *                     and misuse is always diagnosed and aborts */
-#define GLIBC_MMAP_THRESHOLD_MAX ((size_t)32 << 20)
-#define GLIBC_MXFAST_MAX (80 * sizeof(size_t) / 4)
-
-__attribute__((visibility("default"))) int mallopt(int param, int value)
-{
-    options_init();
-    switch (param) {
-    case M_TRIM_THRESHOLD:
-        if (value < 0)
-            option_purge_delay_ms = -1;
-        else if (option_purge_delay_ms < 0)
-            option_purge_delay_ms = options[CRTHEAP_OPTION_PURGE_DELAY_MS].fallback;
-        options[CRTHEAP_OPTION_PURGE_DELAY_MS].source = FROM_API;
-        purger_wake();
-        return 1;
-    case M_MMAP_THRESHOLD:
-        if (value < 0 || (size_t)value > GLIBC_MMAP_THRESHOLD_MAX)
-            return 0;
-        option_mmap_threshold = (size_t)value;
-        return 1;
-    case M_PERTURB:
-        atomic_store(&option_perturb_byte, value & 0xff);
-        heap_set_diverted((value & 0xff) != 0);
-        return 1;
-    case M_MXFAST:
-        return value >= 0 && (size_t)value <= GLIBC_MXFAST_MAX;
-    case M_TOP_PAD:
-    case M_ARENA_MAX:
-    case M_ARENA_TEST:
-    case M_CHECK_ACTION:
-        return 1;
-    default:
-        return 0;
-    }
+    return options[option].fallback;
 }

@@ -2,7 +2,7 @@
  * membarrier.  Contract: pointer results are NULL on failure with errno set (ENOMEM);
  * int results are 0 on success, -1 with errno set. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "modules.h"
 #include <errno.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
@@ -260,13 +260,33 @@ size_t os_address_space_left(void)
     return lim.rlim_cur > used ? (size_t)lim.rlim_cur - used : 0;
 }
 
-/* Sleep while *word == expected, until os_futex_wake (or a spurious return). */
-void os_futex_wait(_Atomic uint32_t *word, uint32_t expected)
+/* ---- an event to sleep on without a timeout (the purger's) ---- */
+
+event_t decay_work;
+
+uint32_t os_event_prepare(event_t *e)
 {
-    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+    uint32_t seq = atomic_load(&e->seq);
+    atomic_store(&e->waiting, 1);   /* seq_cst: ordered before the caller's look for work */
+    return seq;
 }
 
-void os_futex_wake(_Atomic uint32_t *word)
+/* Sleep until a signal after os_event_prepare (or a spurious return). */
+void os_event_wait(event_t *e, uint32_t seq)
 {
-    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    syscall(SYS_futex, &e->seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+}
+
+void os_event_done(event_t *e)
+{
+    atomic_store(&e->waiting, 0);
+}
+
+void os_event_signal(event_t *e)
+{
+    atomic_thread_fence(memory_order_seq_cst);   /* the work published before this is seen */
+    if (atomic_load_explicit(&e->waiting, memory_order_relaxed)) {
+        atomic_fetch_add(&e->seq, 1);
+        syscall(SYS_futex, &e->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
 }

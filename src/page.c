@@ -6,9 +6,11 @@
  * page_extend() links a few OS pages' worth at a time, so untouched memory stays
  * untouched.  _heapmin turns free blocks back into unlisted ones when it releases the
  * OS pages under them. */
-#include "internal.h"
+#include "modules.h"
 #include <errno.h>
 #include <string.h>
+
+page_t empty_page;   /* queue sentinel: capacity 0, never a free block */
 
 void page_init(page_t *pg, unsigned bin)
 {
@@ -29,7 +31,7 @@ void page_init(page_t *pg, unsigned bin)
     }
     pg->bin = (uint8_t)bin;
     pg->block_size = bs;
-    pg->inv_block_size = ((uint64_t)1 << 40) / bs + 1;
+    pg->inv_block_size = ((uint64_t)1 << 40) / bs + 1;   /* floor(2^40 / bs) + 1 */
     pg->side_wide = width == 2;
     pg->capacity = (uint16_t)cap;
     pg->blocks_bytes = (uint32_t)(cap * bs);
@@ -40,6 +42,19 @@ void page_init(page_t *pg, unsigned bin)
     pg->in_full = 0;
     if (!pg->fresh)   /* an inline table is zero already: segment_take_slices cleared it */
         memset(pg->side, 0, cap * width);
+}
+
+/* A span becomes the page of one large or huge block of n requested bytes (its byte
+ * size left in block_size by segment_take_slices or huge_page_init). */
+void page_init_large(page_t *pg, size_t n)
+{
+    pg->bin = BIN_LARGE;
+    pg->inv_block_size = ((uint64_t)1 << 40) / pg->block_size + 1;
+    pg->capacity = 1;
+    pg->used = 1;
+    pg->side = &pg->large_side;
+    pg->large_side = 1;
+    pg->large_requested = n;
 }
 
 /* Link unlisted blocks (side entry 0) into the free list, in address order, about two
@@ -130,45 +145,51 @@ void page_queue_remove(page_queue_t *q, page_t *pg)
     pg->next = pg->prev = NULL;
 }
 
-/* Give an empty page's slices back to its segment (or a huge block to the cache/OS). */
-static void page_retire(heap_t *h, page_t *pg)
+/* Give an empty page's slices back to its segment (or a huge block to the cache/OS);
+ * returns segment_free_span's SPAN_* flags for the heap (heap_spans_freed). */
+static unsigned page_retire(heap_t *h, page_t *pg)
 {
     if (pg->bin != BIN_LARGE && !pg->in_full)
         page_queue_remove(&h->queues[pg->bin], pg);
     segment_t *seg = segment_of(pg->start);
-    if (seg->kind == SEGMENT_HUGE)
+    if (seg->kind == SEGMENT_HUGE) {
         segment_free_huge(seg);
-    else
-        segment_free_span(pg);
+        return 0;
+    }
+    return segment_free_span(pg);
 }
 
-/* After a free left the page empty or took it out of the full state. */
-void page_free_block_slow(heap_t *h, page_t *pg)
+/* After a free left the page empty or took it out of the full state (page_free_block's
+ * slow half).  Which empty pages stay:
+ *   - the only page of its class, whatever its size (page_free_block's inline case);
+ *   - the class's head page, and one spare right behind it, when they are one slice
+ *     (blocks up to 8 KiB), so a malloc/free or producer/consumer cycle reuses them
+ *     instead of carving a new page each time.
+ * Other empty pages are retired; the decay retires the ones that stay once idle.
+ * Returns the SPAN_* flags of a retirement, 0 if none. */
+unsigned page_free_block_slow(heap_t *h, page_t *pg)
 {
     if (pg->in_full && pg->bin != BIN_LARGE) {
         pg->in_full = 0;
         page_queue_push_back(&h->queues[pg->bin], pg);
     }
     if (pg->used != 0)
-        return;
+        return 0;
     pg->emptied = 1;
-    if (pg->bin == BIN_LARGE || pg->slice_count > 1) {   /* only single-slice pages stay spare */
-        page_retire(h, pg);
-        return;
-    }
-    /* An empty page stays as the class's head or as one spare right behind it, so a
-     * malloc/free or producer/consumer cycle reuses it instead of carving a new page;
-     * other empty pages go back to the segment.  Decay retires the spares later. */
+    if (pg->bin == BIN_LARGE)
+        return page_retire(h, pg);
     page_queue_t *q = &h->queues[pg->bin];
+    if (q->first == pg && pg->next == NULL)
+        return 0;   /* the class's only page */
+    if (pg->slice_count > 1)
+        return page_retire(h, pg);
     if (q->first == pg)
-        return;
+        return 0;
     page_t *spare = q->first->next;
     if (spare == pg)
-        return;
-    if (spare && spare->used == 0) {
-        page_retire(h, pg);
-        return;
-    }
+        return 0;
+    if (spare && spare->used == 0)
+        return page_retire(h, pg);
     page_queue_remove(q, pg);
     pg->prev = q->first;
     pg->next = q->first->next;
@@ -177,25 +198,28 @@ void page_free_block_slow(heap_t *h, page_t *pg)
     else
         q->last = pg;
     q->first->next = pg;
+    return 0;
 }
 
 /* Retire the empty pages of the heap, the last of each class included.  idle_only (decay)
  * keeps a page that emptied again since the last pass, clearing the mark: a class in use
  * keeps its page instead of carving a new one on each pass, an idle one loses it on the
  * next pass. */
-void page_retire_empty(heap_t *h, bool idle_only)
+unsigned page_retire_empty(heap_t *h, bool idle_only)
 {
+    unsigned flags = 0;
     for (unsigned bin = 1; bin < BIN_COUNT; bin++) {
         page_t *pg = h->queues[bin].first;
         while (pg && pg != &empty_page) {
             page_t *next = pg->next;
             if (pg->used == 0 && !(idle_only && pg->emptied))
-                page_retire(h, pg);
+                flags |= page_retire(h, pg);
             else
                 pg->emptied = 0;
             pg = next;
         }
     }
+    return flags;
 }
 
 /* Rebuild the free list from the side table: every FREE entry, in address order. */

@@ -1,12 +1,23 @@
 /* registry.c — every segment crtheap owns: a bitmap over the address space (one bit per
  * 4 MiB, answering "is this crtheap memory?" in one load) and an address-ordered list
  * that _heapwalk, _heapchk, _heapmin and the statistics traverse. */
-#include "internal.h"
+#include "modules.h"
 #include <errno.h>
 
 /* 2^25 bits for a 47-bit address space: 4 MiB of .bss that only becomes resident
  * where segments exist. */
 uint64_t segment_bitmap[1u << (ADDRESS_BITS - SEGMENT_SHIFT - 6)];
+
+/* The secret that segment cookies and _aligned_ headers are xored with, so that stray
+ * data does not pass for them.  Odd, never 0. */
+uint64_t heap_secret;
+
+void registry_init_secret(void)
+{
+    if (!os_random_bytes(&heap_secret, sizeof heap_secret))
+        heap_secret = (uint64_t)(uintptr_t)&heap_secret * 0x9E3779B97F4A7C15ull;
+    heap_secret |= 1;
+}
 
 static pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 static segment_t *registry_head;

@@ -10,7 +10,7 @@
  *
  * Below page.c and segment.c, above os.c only. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "modules.h"
 #include <errno.h>
 #include <sys/uio.h>
 

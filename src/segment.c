@@ -1,7 +1,9 @@
 /* segment.c — 4 MiB segments carved into 64 KiB slices, huge segments holding one block,
  * and donated segments (_heapadd).  Only the owning heap's thread (or a claimer, see
- * claim.c) changes a segment's masks and page descriptors. */
-#include "internal.h"
+ * claim.c) changes a segment's masks and page descriptors.  Which segment a span comes
+ * from, and what happens to an empty segment, is the heap's policy (heap.c): this file
+ * maps, carves and frees. */
+#include "modules.h"
 #include <errno.h>
 #include <string.h>
 
@@ -35,28 +37,6 @@ bool segment_is_empty(const segment_t *seg)
     return seg->free_mask == usable_mask(seg);
 }
 
-static void heap_link_segment(heap_t *h, segment_t *seg)
-{
-    seg->heap = h;
-    seg->heap_prev = NULL;
-    seg->heap_next = h->segments;
-    if (h->segments)
-        h->segments->heap_prev = seg;
-    h->segments = seg;
-}
-
-static void heap_unlink_segment(segment_t *seg)
-{
-    heap_t *h = seg->heap;
-    if (seg->heap_prev)
-        seg->heap_prev->heap_next = seg->heap_next;
-    else
-        h->segments = seg->heap_next;
-    if (seg->heap_next)
-        seg->heap_next->heap_prev = seg->heap_prev;
-    seg->heap_next = seg->heap_prev = NULL;
-}
-
 static void segment_header_init(segment_t *seg, uint8_t *base, size_t size, enum segment_kind kind,
                                 size_t slices, size_t first_slice)
 {
@@ -75,7 +55,7 @@ static void segment_header_init(segment_t *seg, uint8_t *base, size_t size, enum
  * (RLIMIT_AS) — a shorter one, still 4 MiB aligned, down to the header and the span, so
  * that a heap under a tight limit grows in small steps as glibc's does.  A short
  * segment's missing slices are never free, and their descriptors stay zero. */
-static segment_t *segment_new(heap_t *h, bool large, size_t slices)
+segment_t *segment_new(bool large, size_t slices)
 {
     /* with less than a few segments' worth of address space left, take a quarter of it */
     size_t count = SEGMENT_SLICES, left = os_address_space_left();
@@ -92,7 +72,6 @@ static segment_t *segment_new(heap_t *h, bool large, size_t slices)
         return NULL;
     segment_header_init(seg, (uint8_t *)seg, count * SLICE_SIZE, SEGMENT_NORMAL, count, 1);
     seg->holds_large = large;
-    heap_link_segment(h, seg);
     registry_lock();
     registry_add(seg);
     registry_unlock();
@@ -102,12 +81,11 @@ static segment_t *segment_new(heap_t *h, bool large, size_t slices)
 /* Donated memory [start, start + size), size <= DONATED_CHUNK_MAX, becomes slices 1.. of a
  * segment whose slice 0 (never touched) lies just before it, as a normal segment's
  * header does: every segment then has the same slice numbering. */
-void segment_init_donated(segment_t *seg, uint8_t *start, size_t size, heap_t *h)
+void segment_init_donated(segment_t *seg, uint8_t *start, size_t size)
 {
     size_t slices = 1 + (size + SLICE_SIZE - 1) / SLICE_SIZE;
     segment_header_init(seg, start - SLICE_SIZE, size + SLICE_SIZE, SEGMENT_DONATED, slices, 1);
     seg->dirty_mask = seg->free_mask;   /* donated memory is never known to be zero */
-    heap_link_segment(h, seg);
     registry_lock();
     registry_add(seg);
     registry_unlock();
@@ -124,7 +102,7 @@ static size_t slice_bytes(const segment_t *seg, size_t i, size_t count)
 
 static void huge_cache_cool(void);
 
-static page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
+page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
 {
     uint64_t run = run_mask(i, count);
     bool fresh = (seg->dirty_mask & run) == 0;
@@ -166,71 +144,32 @@ static size_t best_fit_run(uint64_t usable, size_t slices, bool large, size_t *s
     return best;
 }
 
-/* A run of `slices` free slices from the heap's segments or a new one.  align_slices 0:
- * anywhere; n >= 1: starting at a multiple of n slices of a 4 MiB-aligned segment.
- * Class pages and large blocks live in separate segments: small long-lived blocks do not
- * pin segments full of big freed ones, and a freed large block's slices are never reused
- * by a class page (a second free of it still finds free slices and is reported).  Dirty
- * slices come first: they are still resident, so reusing them costs no page fault and no
- * new RSS.  Among those, the shortest run that fits; large blocks at the top of it. */
-page_t *segment_alloc_span(heap_t *h, size_t slices, size_t align_slices, bool large)
+/* Where a span of `slices` fits in seg: the length of the run it would take (0: none)
+ * and its start in *start.  dirty_only: among the free slices that are still resident.
+ * align_slices 0: anywhere; n >= 1: starting at a multiple of n slices.  Class pages
+ * take the bottom of the shortest run that fits, large blocks its top; aligned spans
+ * the first (class) or last (large) aligned start, reported as a run of `slices`. */
+size_t segment_fit(const segment_t *seg, size_t slices, size_t align_slices, bool large, bool dirty_only,
+                   size_t *start)
 {
-    uint64_t aligned = ALL_SLICES;
+    uint64_t usable = seg->free_mask & (dirty_only ? seg->dirty_mask : ALL_SLICES);
     if (align_slices > 1) {
-        aligned = 0;
-        for (size_t i = 0; i < 64; i += align_slices)
+        uint64_t aligned = 0;
+        for (size_t i = 0; i < SEGMENT_SLICES; i += align_slices)
             aligned |= 1ull << i;
+        uint64_t starts = runs_of(usable, slices) & aligned;   /* zeros shift in: runs end inside */
+        if (!starts)
+            return 0;
+        *start = large ? 63u - (size_t)__builtin_clzll(starts) : (size_t)__builtin_ctzll(starts);
+        return slices;
     }
-    /* rounds: dirty slices, any free slice, a new segment; when no segment can be
-     * mapped, a last round takes free slices of a segment of the other side */
-    bool other_side = false;
-    for (int round = 0; round < 3; round++) {
-        if (round == 2 && !segment_new(h, large, slices)) {
-            if (other_side)
-                return NULL;
-            other_side = true;
-            round = 0;   /* becomes 1: any free slice, any side */
-        }
-        segment_t *best_seg = NULL;
-        size_t best_len = 0, best_start = 0;
-        for (segment_t *seg = h->segments; seg; seg = seg->heap_next) {
-            if (align_slices && seg->kind == SEGMENT_DONATED)
-                continue;   /* donated slices are only OS-page aligned */
-            /* an empty segment changes side, as a whole run: class pages start at its
-             * bottom, away from a large block freed at its top */
-            if (seg->holds_large != large && seg->kind != SEGMENT_DONATED && !other_side &&
-                (round == 0 || !segment_is_empty(seg)))
-                continue;
-            uint64_t usable = seg->free_mask & (round == 0 ? seg->dirty_mask : ALL_SLICES);
-            if (align_slices > 1) {   /* rare: the first aligned start will do */
-                uint64_t starts = runs_of(usable, slices) & aligned;   /* zeros shift in: runs end inside */
-                if (starts) {
-                    if (!other_side)
-                        seg->holds_large = large;
-                    return segment_take_slices(seg, large ? 63u - (size_t)__builtin_clzll(starts)
-                                                          : (size_t)__builtin_ctzll(starts), slices);
-                }
-                continue;
-            }
-            size_t start = 0, len = best_fit_run(usable, slices, large, &start);
-            if (len && (best_len == 0 || len < best_len)) {
-                best_seg = seg;
-                best_len = len;
-                best_start = start;
-                if (len == slices)
-                    break;
-            }
-        }
-        if (best_seg) {
-            if (!other_side)
-                best_seg->holds_large = large;
-            return segment_take_slices(best_seg, best_start, slices);
-        }
-    }
-    return NULL;
+    return best_fit_run(usable, slices, large, start);
 }
 
-void segment_free_span(page_t *pg)
+/* Give a page's slices back to its segment as dirty (still resident).  Returns
+ * SPAN_FIRST_DIRTY when the segment had no dirty slice before (the decay has work) and
+ * SPAN_SEGMENT_EMPTY when the segment is now empty: the heap decides what follows. */
+unsigned segment_free_span(page_t *pg)
 {
     segment_t *seg = segment_of(pg->start);
     size_t i = (size_t)(pg->start - seg->base) >> SLICE_SHIFT, count = pg->slice_count;
@@ -244,24 +183,16 @@ void segment_free_span(page_t *pg)
         d->free = NULL;
     }
     uint64_t run = run_mask(i, count);
+    unsigned result = 0;
     if (seg->dirty_mask == 0) {
         seg->dirty_since_ms = os_now_ms();
-        if (atomic_load_explicit(&seg->heap->dirty_since_ms, memory_order_relaxed) == 0) {
-            atomic_store_explicit(&seg->heap->dirty_since_ms, seg->dirty_since_ms, memory_order_relaxed);
-            purger_wake();   /* the decay has work again */
-        }
+        result |= SPAN_FIRST_DIRTY;
     }
     seg->free_mask |= run;
     seg->dirty_mask |= run;
-    /* A heap keeps one empty segment for its next pages; one more that empties goes back
-     * to the OS now, as a shrinking heap's memory should (and _heapmin then has less to do). */
-    if (seg->kind == SEGMENT_NORMAL && segment_is_empty(seg)) {
-        for (segment_t *other = seg->heap->segments; other; other = other->heap_next)
-            if (other != seg && other->kind == SEGMENT_NORMAL && segment_is_empty(other)) {
-                segment_release_if_empty(seg, NULL);
-                break;
-            }
-    }
+    if (seg->kind == SEGMENT_NORMAL && segment_is_empty(seg))
+        result |= SPAN_SEGMENT_EMPTY;
+    return result;
 }
 
 /* Release free slices that have been dirty since before `older_than_ms` (0: all). */
@@ -284,20 +215,13 @@ size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *ba
     return released;
 }
 
-/* Give an empty normal segment back to the OS: true if it was unmapped, with the
- * resident bytes that went added to *released (when not NULL). */
-bool segment_release_if_empty(segment_t *seg, size_t *released)
+/* Unmap an empty normal segment its heap has unlinked; returns the resident bytes. */
+size_t segment_unmap(segment_t *seg)
 {
-    if (seg->kind != SEGMENT_NORMAL || !segment_is_empty(seg))
-        return false;
-    heap_unlink_segment(seg);
     registry_lock();
     registry_remove(seg);
     registry_unlock();
-    size_t resident = release_unmap(seg, seg->map_size);
-    if (released)
-        *released += resident;
-    return true;
+    return release_unmap(seg, seg->map_size);
 }
 
 /* ---- huge blocks: a segment each, freed ones cached for reuse ----
@@ -464,7 +388,7 @@ void segment_free_huge(segment_t *seg)
     }
     pthread_mutex_unlock(&huge_mutex);
     if (!seg)
-        purger_wake();   /* a cached block waits for the decay */
+        os_event_signal(&decay_work);   /* a cached block waits for the decay */
     if (seg) {
         registry_lock();
         registry_remove(seg);

@@ -1,9 +1,10 @@
 /* sizeclass.c — size classes: 16-byte steps up to 128 bytes, then four per doubling up
  * to MEDIUM_MAX, so a block wastes at most 20% of its size (12.5% on average). */
-#include "internal.h"
+#include "modules.h"
 
-/* bin_of() for sizes up to SMALL_MAX, indexed by (n + 15) / 16; built by the formula
- * below and checked against it at start-up (heap_global_init). */
+/* bin_of() for sizes up to SMALL_MAX, indexed by (n + 15) / 16; it must agree with the
+ * formula of bin_of() above SMALL_MAX (four classes per doubling from 128 bytes), which
+ * sizeclass_check() verifies at start-up. */
 const uint8_t small_bin_of[SMALL_MAX / 16 + 1] = {
     1, 1, 2, 3, 4, 5, 6, 7, 8,                 /* 0..128 */
     9, 9, 10, 10, 11, 11, 12, 12,              /* ..256: 160 192 224 256 */
@@ -28,4 +29,19 @@ unsigned bin_page_slices(unsigned bin)
     while ((size_t)slices * SLICE_SIZE < need)
         slices *= 2;
     return slices;
+}
+
+/* The table above against the per-doubling formula, at the first allocation. */
+void sizeclass_check(void)
+{
+    for (size_t n = 0; n <= SMALL_MAX; n += 16) {
+        size_t w = n ? n : 1;
+        unsigned b = w <= 128 ? (unsigned)((w + 15) >> 4) : 0;
+        if (w > 128) {
+            unsigned lg = 63u - (unsigned)__builtin_clzl(w - 1);
+            b = 9 + (lg - 7) * 4 + (unsigned)(((w - 1) >> (lg - 2)) & 3);
+        }
+        if (small_bin_of[n >> 4] != b || bin_block_size(b) < w)
+            fatal_message("size class table is inconsistent");
+    }
 }

@@ -2,7 +2,7 @@
  * mallinfo2, mallinfo, malloc_stats, malloc_info and mallopt.  Figures come from a walk
  * of the registry (racy reads, no counters on the fast path). */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "modules.h"
 #include "crtheap.h"
 #include <errno.h>
 #include <malloc.h>

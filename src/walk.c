@@ -3,7 +3,7 @@
  * Entries, in registry (address) order, address order inside a segment: every block
  * slot of a class page (used or free), a large or huge block, and each maximal run of
  * free slices as one free entry.  The segment header is not an entry. */
-#include "internal.h"
+#include "modules.h"
 #include "crtheap.h"
 #include <errno.h>
 #include <string.h>
@@ -411,17 +411,9 @@ API int _heapadd(void *memory, size_t size)
         errno = ENOMEM;
         return -1;
     }
-    while (start < end) {
-        size_t chunk = end - start < DONATED_CHUNK_MAX ? end - start : DONATED_CHUNK_MAX;
-        segment_t *seg = meta_alloc(sizeof(segment_t));
-        if (!seg || !registry_has_room()) {
-            errno = ENOMEM;
-            return -1;
-        }
-        heap_enter(h);
-        segment_init_donated(seg, (uint8_t *)start, chunk, h);
-        heap_leave(h);
-        start += chunk;
+    if (!heap_add_donated(h, start, end)) {
+        errno = ENOMEM;
+        return -1;
     }
     return 0;
 }

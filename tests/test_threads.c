@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crtheap.h"
 #include "common.h"
 
 #define KiB ((size_t)1 << 10)
@@ -463,9 +465,66 @@ START_TEST(t_free_from_heapless_thread)
         ck_assert_ptr_nonnull(blocks[i]);
         stamp(blocks[i], sizes[i]);
     }
+    crtheap_stats_t before, after;
+    crtheap_get_stats(&before);
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, free_without_heap, blocks), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
+    /* the owner takes the queued ones back: every block is free, the heap consistent */
+    crtheap_collect();
+    crtheap_get_stats(&after);
+    size_t freed = 0;
+    for (int i = 0; i < HEAPLESS_BLOCKS; i++)
+        freed += sizes[i];
+    ck_assert_msg(after.in_use + freed <= before.in_use, "in use %zu -> %zu after freeing %zu bytes", before.in_use,
+                  after.in_use, freed);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+    unsigned char *again = malloc(40000);   /* and the memory is usable again */
+    ck_assert_ptr_nonnull(again);
+    stamp(again, 40000);
+    verify_free(again, "after the heapless frees");
+}
+END_TEST
+
+/* The number of pages of the size class whose blocks are `block` bytes. */
+static size_t class_pages(size_t block)
+{
+    crtheap_stats_t st;
+    crtheap_get_stats(&st);
+    for (int c = 0; c < CRTHEAP_SIZE_CLASSES; c++)
+        if (st.classes[c].block_size == block)
+            return st.classes[c].pages;
+    ck_abort_msg("no size class of %zu bytes", block);
+    return 0;
+}
+
+static void *free_one(void *arg)
+{
+    verify_free(arg, "free by a thread without a heap");
+    return NULL;
+}
+
+/* Free into one's own page is one function: a class's only page stays when it empties,
+ * whether the owner frees the block itself or takes it back from a thread without a heap
+ * (it used to be retired then, leaving the class with no page). */
+START_TEST(t_only_page_stays_whoever_frees)
+{
+    unsigned char *p = malloc(20000);
+    ck_assert_ptr_nonnull(p);
+    size_t block = malloc_usable_size(p);
+    stamp(p, 20000);
+    verify_free(p, "own free");
+    ck_assert_uint_eq(class_pages(block), 1);
+    p = malloc(20000);
+    stamp(p, 20000);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_one, p), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    unsigned char *other = malloc(70000);   /* another class's first page: a refill drains the queue */
+    ck_assert_ptr_nonnull(other);
+    stamp(other, 70000);
+    ck_assert_uint_eq(class_pages(block), 1);
+    verify_free(other, "other class");
 }
 END_TEST
 
@@ -486,6 +545,7 @@ int main(void)
     add_case(s, "crowd", t_many_threads_alive, 30);
     add_case(s, "producer", t_producer_consumer, 30);
     add_case(s, "heapless", t_free_from_heapless_thread, 30);
+    add_case(s, "only_page", t_only_page_stays_whoever_frees, 30);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
