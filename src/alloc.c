@@ -242,7 +242,7 @@ static inline __attribute__((always_inline)) page_t *checked_page(const void *p,
 }
 
 /* The page of a live block p, or a fatal diagnostic naming `call`. */
-page_t *crt_checked_page(const void *p, const char *call, uint32_t *index)
+static page_t *crt_checked_page(const void *p, const char *call, uint32_t *index)
 {
     unsigned side;
     return checked_page(p, call, index, &side);

@@ -107,6 +107,8 @@ void heap_set_diverted(bool on)
 
 /* ---- claims ---- */
 
+static void heap_unclaim_locked(heap_t *h);
+
 /* Claim an abandoned heap without a membarrier (see the top).  False if it is live. */
 static bool heap_claim_if_abandoned(heap_t *h)
 {
@@ -170,7 +172,7 @@ void heap_unclaim(heap_t *h)
     pthread_mutex_unlock(&claimers);
 }
 
-void heap_unclaim_locked(heap_t *h)
+static void heap_unclaim_locked(heap_t *h)
 {
     atomic_fetch_and_explicit(&h->claim, ~CLAIM_HELD, memory_order_release);
 }

@@ -148,7 +148,6 @@ void page_queue_remove(page_queue_t *q, page_t *pg) INTERNAL;
 unsigned page_free_block_slow(heap_t *h, page_t *pg) INTERNAL;   /* SPAN_* flags */
 unsigned page_retire_empty(heap_t *h, bool idle_only) INTERNAL;  /* SPAN_* flags */
 size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch) INTERNAL;
-void page_rebuild_free_list(page_t *pg) INTERNAL;
 
 /* The one free into one's own page (owner entered, or claimer; the block validated and
  * its side entry already FREE), used by free's fast path, the owner's slow path and the
@@ -179,7 +178,6 @@ void heap_abandon_to_pool(heap_t *h) INTERNAL;
 void heap_set_diverted(bool on) INTERNAL;       /* every heap's operations take the slow paths */
 bool heap_claim(heap_t *h, bool wait) INTERNAL;
 void heap_unclaim(heap_t *h) INTERNAL;
-void heap_unclaim_locked(heap_t *h) INTERNAL;
 void heap_wait_unclaimed(heap_t *h) INTERNAL;
 void claim_fork_prepare(heap_t *self) INTERNAL;
 void claim_fork_parent(heap_t *self) INTERNAL;
@@ -228,9 +226,6 @@ void decay_fork_child(void) INTERNAL;
 /* ---- thread.c: the first allocation, thread exit, fork ---- */
 heap_t *heap_get_or_init(void) INTERNAL;
 
-/* ---- trim.c ---- */
-size_t heap_trim_all(void) INTERNAL;
-
 /* ---- alloc.c: allocation entry points shared by the API files ---- */
 void *crt_malloc(size_t n) INTERNAL;
 void *crt_malloc_aligned(size_t n, size_t alignment) INTERNAL;
@@ -239,7 +234,6 @@ void crt_free_sized(void *p, size_t size, const char *call) INTERNAL;   /* size 
 void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only) INTERNAL;
 size_t crt_usable_size(const void *p, const char *call) INTERNAL;
 size_t crt_requested_size(const void *p, const char *call) INTERNAL;
-page_t *crt_checked_page(const void *p, const char *call, uint32_t *index) INTERNAL;
 
 /* ---- crt.c ---- */
 bool crt_retry_after_new_handler(size_t size) INTERNAL;

@@ -223,7 +223,7 @@ unsigned page_retire_empty(heap_t *h, bool idle_only)
 }
 
 /* Rebuild the free list from the side table: every FREE entry, in address order. */
-void page_rebuild_free_list(page_t *pg)
+static void page_rebuild_free_list(page_t *pg)
 {
     const unsigned free_value = side_free_value(pg);
     block_t *head = NULL, **tail = &head;

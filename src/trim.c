@@ -56,7 +56,7 @@ static size_t trim_heap(heap_t *h)
     return released;
 }
 
-size_t heap_trim_all(void)
+static size_t heap_trim_all(void)
 {
     size_t released = 0;
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
