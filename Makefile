@@ -57,9 +57,13 @@ install: all build/crtheap.pc
 	install -m 644 build/crtheap.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	if ls man/man3/*.3 >/dev/null 2>&1; then install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/; fi
 
-check:
+# Static checks; each can fail: cppcheck, clang-tidy (any warning fails), and the layer
+# rule of src/modules.h (no file calls a layer above its own).
+check: build/libcrtheap.so
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -Iinclude -Isrc src
-	clang-tidy --quiet src/*.c -- -std=gnu11 -Iinclude -Isrc 2>/dev/null | grep -E "warning|error" || true
+	@out=$$(clang-tidy --quiet src/*.c -- -std=gnu11 -Iinclude -Isrc 2>/dev/null | grep -E "warning|error"); \
+		if [ -n "$$out" ]; then echo "$$out"; echo "clang-tidy: warnings"; exit 1; fi; echo "clang-tidy: clean"
+	python3 scripts/layers.py build/obj
 
 clean:
 	rm -rf build

@@ -2,7 +2,7 @@
 # Install what crtheap's build, demo, tests and benchmarks need, from Debian's packages.
 # Safe to run again: it installs only what is missing.  Run as root (or via sudo).
 set -e
-want="build-essential libtsan2 libubsan1 pkg-config check python3 libpython3.11-testsuite git sqlite3 valgrind redis-server redis-tools"
+want="build-essential libtsan2 libubsan1 pkg-config check python3 libpython3.11-testsuite git sqlite3 valgrind redis-server redis-tools cppcheck clang-tidy"
 [ "${1:-}" = "--bench" ] && want="$want libmimalloc-dev libjemalloc-dev libgoogle-perftools-dev gnuplot-nox"
 missing=""
 for p in $want; do

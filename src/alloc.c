@@ -209,8 +209,6 @@ static const char *freed_block_problem(const char *call)
 static __attribute__((noinline, cold, noreturn)) void checked_page_fatal(const void *p, const char *call,
                                                                         segment_t *seg, page_t *pg, uint32_t i)
 {
-    if (!seg)
-        fatal_pointer(call, p, "invalid pointer");
     if (pg->bin == 0) {
         /* a freed large block leaves its slices free: its start is a double free */
         bool slice_start = ((uintptr_t)p - (uintptr_t)seg->base) % SLICE_SIZE == 0;
@@ -228,7 +226,7 @@ static inline __attribute__((always_inline)) page_t *checked_page(const void *p,
 {
     segment_t *seg = segment_of(p);
     if (unlikely(!seg))
-        checked_page_fatal(p, call, seg, NULL, 0);
+        fatal_pointer(call, p, "invalid pointer");
     page_t *pg = segment_page_of(seg, p);
     uint32_t i = page_block_index(pg, p);
     if (unlikely(pg->bin == 0 || i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (const uint8_t *)p))

@@ -226,15 +226,19 @@ unsigned page_retire_empty(heap_t *h, bool idle_only)
 static void page_rebuild_free_list(page_t *pg)
 {
     const unsigned free_value = side_free_value(pg);
-    block_t *head = NULL, **tail = &head;
+    block_t *head = NULL, *last = NULL;
     for (uint32_t i = 0; i < pg->capacity; i++) {
         if (side_get(pg, i) == free_value) {
             block_t *b = (block_t *)(pg->start + (size_t)i * pg->block_size);
-            *tail = b;
-            tail = &b->next;
+            if (last)
+                last->next = b;
+            else
+                head = b;
+            last = b;
         }
     }
-    *tail = NULL;
+    if (last)
+        last->next = NULL;
     pg->free = head;
 }
 
