@@ -23,6 +23,7 @@ static inline __attribute__((always_inline)) void *page_pop(page_t *pg, block_t 
     uint32_t i = page_block_index(pg, b);
     if (unlikely((uintptr_t)b - (uintptr_t)pg->start >= pg->blocks_bytes))
         fatal_pointer("malloc", b, "corrupted free list");
+    crt_assert(pg->used < pg->capacity && pg->start + (size_t)i * pg->block_size == (uint8_t *)b);
     unsigned requested_code = (unsigned)(pg->block_size - n + 1);
     if (likely(!pg->side_wide)) {
         uint8_t *side = (uint8_t *)pg->side + i;

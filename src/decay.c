@@ -25,6 +25,7 @@
  * goes back (force: all of it, and every empty page is retired first). */
 void decay_heap(heap_t *h, bool force, uint64_t now)
 {
+    crt_assert(heap_held(h));
     h->maintained_ms = now;
     long delay = option_purge_delay_ms;
     if (delay < 0 && !force)

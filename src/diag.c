@@ -85,6 +85,21 @@ void fatal_pointer(const char *call, const void *p, const char *problem)
     abort();
 }
 
+/* "crtheap: assertion failed: pg->used > 0 (src/page.c:123)" — debug builds only. */
+void assertion_failed(const char *what, const char *file, int line)
+{
+    char problem[200];
+    size_t n = append(problem, 0, sizeof problem - 1, "assertion failed: ");
+    n = append(problem, n, sizeof problem - 1, what);
+    n = append(problem, n, sizeof problem - 1, " (");
+    n = append(problem, n, sizeof problem - 1, file);
+    n = append(problem, n, sizeof problem - 1, ":");
+    n = append_decimal(problem, n, sizeof problem - 1, (size_t)line);
+    n = append(problem, n, sizeof problem - 1, ")");
+    problem[n] = 0;
+    fatal_message(problem);
+}
+
 void fatal_message(const char *message)
 {
     char line[256];

@@ -239,6 +239,7 @@ static inline void heap_take_back(heap_t *h, block_t *b)
 
 void heap_drain_remote(heap_t *h)
 {
+    crt_assert(heap_held(h));
     block_t *b[REMOTE_LISTS];
     bool any = false;
     for (unsigned k = 0; k < REMOTE_LISTS; k++) {
@@ -292,6 +293,8 @@ static page_t *heap_find_page(heap_t *h, unsigned bin)
     page_t *pg = q->first;
     while (pg != &empty_page && pg) {
         page_t *next = pg->next;
+        crt_assert(pg->bin == bin && atomic_load_explicit(&pg->heap, memory_order_relaxed) == h && !pg->in_full);
+        crt_debug_check(page_check_counts(pg));
         if (pg->free || page_extend(pg)) {
             if (q->first != pg) {
                 page_queue_remove(q, pg);

@@ -39,6 +39,25 @@ __attribute__((noreturn)) void fatal_message(const char *message) INTERNAL;
 __attribute__((noreturn)) void fatal_size_mismatch(const char *call, const void *p, size_t given,
                                                    size_t requested) INTERNAL;
 void crt_invalid_parameter(int err) INTERNAL;   /* the handler if installed, then errno */
+__attribute__((noreturn)) void assertion_failed(const char *what, const char *file, int line) INTERNAL;
+
+/* Invariant checks, compiled only into the debug build (make debug: -DCRTHEAP_DEBUG),
+ * on the hot paths and the slow ones alike; a failed one prints the expression and
+ * aborts.  The normal build compiles them away. */
+#ifdef CRTHEAP_DEBUG
+#define crt_assert(cond) (likely(cond) ? (void)0 : assertion_failed(#cond, __FILE__, __LINE__))
+#define crt_debug_check(call) (call)
+#else
+#define crt_assert(cond) ((void)0)
+#define crt_debug_check(call) ((void)0)
+#endif
+
+/* The heap is held by this thread: entered (busy) by its owner, or claimed. */
+static inline bool heap_held(heap_t *h)
+{
+    return atomic_load_explicit(&h->busy, memory_order_relaxed) ||
+           (atomic_load_explicit(&h->claim, memory_order_relaxed) & CLAIM_HELD);
+}
 
 /* ---- sizeclass.c ---- */
 size_t bin_block_size(unsigned bin) INTERNAL;
@@ -148,12 +167,16 @@ void page_queue_remove(page_queue_t *q, page_t *pg) INTERNAL;
 unsigned page_free_block_slow(heap_t *h, page_t *pg) INTERNAL;   /* SPAN_* flags */
 unsigned page_retire_empty(heap_t *h, bool idle_only) INTERNAL;  /* SPAN_* flags */
 size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch) INTERNAL;
+void page_check_counts(const page_t *pg) INTERNAL;   /* debug build: side table against the counts */
 
 /* The one free into one's own page (owner entered, or claimer; the block validated and
  * its side entry already FREE), used by free's fast path, the owner's slow path and the
  * remote drain alike.  Returns the SPAN_* flags of a retirement for heap_spans_freed. */
 static inline __attribute__((always_inline)) unsigned page_free_block(heap_t *h, page_t *pg, void *p)
 {
+    crt_assert(heap_held(h) && pg->used > 0);
+    crt_assert(pg->bin == BIN_LARGE ? (uint8_t *)p == pg->start
+                                    : (uint8_t *)p >= pg->start && (uint8_t *)p < pg->start + pg->blocks_bytes);
     block_t *b = p;
     b->next = pg->free;
     pg->free = b;

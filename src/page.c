@@ -134,6 +134,8 @@ static void page_queue_push_back(page_queue_t *q, page_t *pg)
 
 void page_queue_remove(page_queue_t *q, page_t *pg)
 {
+    crt_assert(pg->prev ? pg->prev->next == pg : q->first == pg);
+    crt_assert(pg->next ? pg->next->prev == pg : q->last == pg);
     if (pg->prev)
         pg->prev->next = pg->next;
     else
@@ -149,6 +151,7 @@ void page_queue_remove(page_queue_t *q, page_t *pg)
  * returns segment_free_span's SPAN_* flags for the heap (heap_spans_freed). */
 static unsigned page_retire(heap_t *h, page_t *pg)
 {
+    crt_assert(pg->used == 0 && heap_held(h));
     if (pg->bin != BIN_LARGE && !pg->in_full)
         page_queue_remove(&h->queues[pg->bin], pg);
     segment_t *seg = segment_of(pg->start);
@@ -169,6 +172,7 @@ static unsigned page_retire(heap_t *h, page_t *pg)
  * Returns the SPAN_* flags of a retirement, 0 if none. */
 unsigned page_free_block_slow(heap_t *h, page_t *pg)
 {
+    crt_debug_check(page_check_counts(pg));
     if (pg->in_full && pg->bin != BIN_LARGE) {
         pg->in_full = 0;
         page_queue_push_back(&h->queues[pg->bin], pg);
@@ -220,6 +224,37 @@ unsigned page_retire_empty(heap_t *h, bool idle_only)
         }
     }
     return flags;
+}
+
+/* The debug build's audit of a page (owner or claimer): its side table agrees with
+ * `used` (live and remote entries) and `unlisted` (0 entries), and its free list stays
+ * inside the page, on block starts marked FREE, without a cycle. */
+void page_check_counts(const page_t *pg)
+{
+#ifndef CRTHEAP_DEBUG
+    (void)pg;
+#else
+    if (pg->bin == 0 || pg->bin == BIN_LARGE)
+        return;
+    uint32_t used = 0, unlisted = 0, listed = 0;
+    const unsigned free_value = side_free_value(pg);
+    for (uint32_t i = 0; i < pg->capacity; i++) {
+        unsigned v = side_get(pg, i);
+        used += v != SIDE_UNLISTED && v != free_value;
+        unlisted += v == SIDE_UNLISTED;
+        listed += v == free_value;
+    }
+    crt_assert(used == pg->used);
+    crt_assert(unlisted == pg->unlisted);
+    uint32_t walked = 0;
+    for (const block_t *b = pg->free; b; b = b->next) {
+        uint32_t i = page_block_index(pg, b);
+        crt_assert(i < pg->capacity && pg->start + (size_t)i * pg->block_size == (const uint8_t *)b);
+        crt_assert(side_get(pg, i) == free_value);
+        crt_assert(++walked <= listed);
+    }
+    crt_assert(walked == listed);
+#endif
 }
 
 /* Rebuild the free list from the side table: every FREE entry, in address order. */

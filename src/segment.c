@@ -105,6 +105,7 @@ static void huge_cache_cool(void);
 page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
 {
     uint64_t run = run_mask(i, count);
+    crt_assert((seg->free_mask & run) == run && i >= seg->first_slice && i + count <= seg->slice_count);
     bool fresh = (seg->dirty_mask & run) == 0;
     if ((seg->dirty_mask & run) != run)
         huge_cache_cool();   /* slices that fault in: no hot huge block may stay resident */
@@ -183,6 +184,7 @@ unsigned segment_free_span(page_t *pg)
         d->free = NULL;
     }
     uint64_t run = run_mask(i, count);
+    crt_assert((seg->free_mask & run) == 0);
     unsigned result = 0;
     if (seg->dirty_mask == 0) {
         seg->dirty_since_ms = os_now_ms();

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# run-all.sh BIN_DIR [LIBCRTHEAP_SO [UBSAN_LIB_DIR]] — run every test part and print the total.
+# run-all.sh BIN_DIR [LIBCRTHEAP_SO [UBSAN_LIB_DIR [DEBUG_LIB_DIR]]] — run every test part and
+# print the total.
 #
 # Parts: the Check suites in BIN_DIR (each test in its own process, CK_FORK=yes), the
-# same suites against the library built with UBSan when its directory is given (found
-# before the normal one through LD_LIBRARY_PATH), the ThreadSanitizer test
+# same suites against the library built with UBSan and against the debug build (its
+# invariant assertions on) when their directories are given (found before the normal
+# one through LD_LIBRARY_PATH), the race under ThreadSanitizer and under AddressSanitizer
 # (tests/run-tsan.sh) and, when the library is given, the real programs under
 # LD_PRELOAD (tests/real-programs.sh).
 # The last line is "N passed, N failed"; the exit status is non-zero if anything failed.
@@ -11,6 +13,7 @@ set -u
 bin=${1:?usage: run-all.sh BIN_DIR [LIBCRTHEAP_SO]}
 lib=${2:-}
 ubsan_dir=${3:-}
+debug_dir=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 passed=0
 failed=0
@@ -61,6 +64,15 @@ if [ -n "$ubsan_dir" ]; then
     done
 fi
 
+# ... and against the debug build: a broken invariant aborts the test it happens in.
+if [ -n "$debug_dir" ]; then
+    for part in test_api test_threads test_crt test_trim test_dropin; do
+        [ -x "$bin/$part" ] || continue
+        echo "== $part against the debug build (assertions on)"
+        run_check "debug $part" env LD_LIBRARY_PATH="$debug_dir" "$bin/$part"
+    done
+fi
+
 # A part run by a script that ends with "N passed, N failed".
 run_script() { # name script args...
     local name=$1 log line
@@ -79,6 +91,10 @@ run_script() { # name script args...
 if [ -x "$bin/tsan_trim" ]; then
     echo "== _heapmin racing malloc/free under ThreadSanitizer"
     run_script tsan "$here/run-tsan.sh" "$bin/tsan_trim"
+fi
+if [ -x "$bin/asan_trim" ]; then
+    echo "== _heapmin racing malloc/free under AddressSanitizer"
+    run_script asan "$here/run-tsan.sh" "$bin/asan_trim"
 fi
 
 if [ -n "$lib" ]; then

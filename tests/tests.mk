@@ -30,9 +30,20 @@ TSAN_CFLAGS    := -std=gnu11 -O1 -g -fsanitize=thread -Wall -Wextra $(WERROR) -p
 TEST_PROGRAMS  := $(TEST_BIN)/test_api $(TEST_BIN)/test_threads $(TEST_BIN)/test_death \
                   $(addprefix $(TEST_BIN)/death/,$(DEATH_PROGRAMS)) \
                   $(if $(CRTHEAP_LIB),$(TEST_BIN)/test_api_static $(TEST_BIN)/test_crt $(TEST_BIN)/test_trim \
-                                      $(TEST_BIN)/test_dropin $(TEST_BIN)/probe_options $(TEST_BIN)/tsan_trim)
+                                      $(TEST_BIN)/test_dropin $(TEST_BIN)/probe_options $(TEST_BIN)/tsan_trim \
+                                      $(TEST_BIN)/asan_trim)
 
 .PHONY: test test-build test-glibc test-deps
+
+# The library with crtheap's invariant assertions (`make debug`, -DCRTHEAP_DEBUG: page
+# counts against the side table, blocks inside their pages, queue links, claims held):
+# tests/run-all.sh runs the Check suites against it too.
+DEBUG_LIB := build/debug/$(SONAME)
+$(DEBUG_LIB): $(SRCS) $(HDRS) tests/tests.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_LIB) -O1 -DCRTHEAP_DEBUG -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete -o $@ $(SRCS) $(LDLIBS_LIB)
+.PHONY: debug
+debug: $(DEBUG_LIB)
 
 # The library once more with UndefinedBehaviorSanitizer (aborting on the first report):
 # tests/run-all.sh runs the Check suites against it through LD_LIBRARY_PATH.
@@ -70,6 +81,15 @@ $(TSAN_RENAMES): build/libcrtheap.so tests/tests.mk
 		awk '$$2 == "T" || $$2 == "W" { print "#define " $$3 " crtheap_tsan_" $$3 }' > $@.tmp
 	grep -q ' malloc ' $@.tmp && mv $@.tmp $@
 
+# The same race under AddressSanitizer (and UBSan): the library sources built into the
+# program, renamed as for TSan, so ASan's malloc stays the process allocator and ASan
+# checks crtheap's own code (its metadata, stack and globals).
+ASAN_CFLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+               -Wall -Wextra $(WERROR) -pthread -Iinclude -Isrc -Itests -include $(TSAN_RENAMES)
+$(TEST_BIN)/asan_trim: tests/tsan_trim.c tests/common.h tests/race.h tests/tests.mk $(SRCS) $(HDRS) $(TSAN_RENAMES)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) $(SRCS) $< -o $@
+
 $(TEST_BIN)/tsan_trim: tests/tsan_trim.c tests/common.h tests/race.h tests/tests.mk $(SRCS) $(HDRS) $(TSAN_RENAMES)
 	@mkdir -p $(dir $@)
 	$(CC) $(TSAN_CFLAGS) $(SRCS) $< -o $@
@@ -80,8 +100,9 @@ tsan: $(TEST_BIN)/tsan_trim
 
 test-build: $(TEST_PROGRAMS)
 
-test: $(TEST_LIBDEPS) test-build $(if $(CRTHEAP_LIB),$(UBSAN_LIB))
-	tests/run-all.sh $(TEST_BIN) $(if $(CRTHEAP_LIB),$(abspath build/libcrtheap.so) $(abspath $(dir $(UBSAN_LIB))))
+test: $(TEST_LIBDEPS) test-build $(if $(CRTHEAP_LIB),$(UBSAN_LIB) $(DEBUG_LIB))
+	tests/run-all.sh $(TEST_BIN) $(if $(CRTHEAP_LIB),$(abspath build/libcrtheap.so) $(abspath $(dir $(UBSAN_LIB))) \
+		$(abspath $(dir $(DEBUG_LIB))))
 
 test-glibc:
 	$(MAKE) --no-print-directory test TEST_BIN=build/tests-glibc CRTHEAP_LIB= TEST_LIBDEPS=
