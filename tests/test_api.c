@@ -830,7 +830,15 @@ START_TEST(t_malloc_stats)
     void *p = malloc(12345);
     require(p != NULL);
     char *text = capture_stderr(malloc_stats);
-    expect(strlen(text) > 0, "malloc_stats printed nothing on stderr");
+    /* glibc's shape: "system bytes" and "in use bytes" for the arena and in total */
+    const char *arena = strstr(text, "Arena 0:");
+    const char *total = strstr(text, "Total (incl. mmap):");
+    expect(arena && total && strstr(text, "max mmap regions"), "malloc_stats printed: \"%s\"", text);
+    unsigned long system_bytes = 0, in_use = 0;
+    expect(sscanf(total, "Total (incl. mmap):\nsystem bytes = %lu\nin use bytes = %lu", &system_bytes, &in_use) == 2,
+           "no figures after the total line: \"%s\"", total);
+    expect(in_use >= 12345 && system_bytes >= in_use, "malloc_stats: system %lu, in use %lu with 12345 bytes live",
+           system_bytes, in_use);
     free(text);
     fill_check_free(p, 12345);
 }
@@ -887,6 +895,9 @@ START_TEST(t_mallopt)
     ck_assert_int_eq(mallopt(12345, 1), 0);
     ck_assert_int_eq(mallopt(-12345, 1), 0);
     fill_check_free(malloc(100), 100);
+    /* leave the process as it was: the decay on, blocks mapped where they were */
+    ck_assert_int_eq(mallopt(M_TRIM_THRESHOLD, 128 << 10), 1);
+    ck_assert_int_eq(mallopt(M_MMAP_THRESHOLD, 32 << 20), 1);
 }
 END_TEST
 

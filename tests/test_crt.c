@@ -780,13 +780,27 @@ START_TEST(t_heapwalk_resumes_after_page_retired)
         free(b[i]);
     }
     ck_assert_int_eq(_heapmin(), 0);   /* retires the emptied page: its slices are free now */
-    r = _heapwalk(&e);
-    expect(r == _HEAPOK || r == _HEAPEND, "walk from a retired page's entry returned %d", r);
-    if (r == _HEAPOK)
+    /* the resumed walk must give exactly the entries above target that a fresh walk of
+     * the same heap gives (nothing allocates in between: the lists are static) */
+    enum { MAX_ENTRIES = 1 << 16 };
+    static void *resumed[MAX_ENTRIES], *fresh[MAX_ENTRIES];
+    size_t n_resumed = 0, n_fresh = 0;
+    while ((r = _heapwalk(&e)) == _HEAPOK) {
         expect((unsigned char *)e._pentry > target, "walk went back from %p to %p", (void *)target, (void *)e._pentry);
-    while (r == _HEAPOK)
-        r = _heapwalk(&e);
+        ck_assert_uint_lt(n_resumed, MAX_ENTRIES);
+        resumed[n_resumed++] = e._pentry;
+    }
     ck_assert_int_eq(r, _HEAPEND);
+    _HEAPINFO f = {0};
+    while ((r = _heapwalk(&f)) == _HEAPOK)
+        if ((unsigned char *)f._pentry > target) {
+            ck_assert_uint_lt(n_fresh, MAX_ENTRIES);
+            fresh[n_fresh++] = f._pentry;
+        }
+    ck_assert_int_eq(r, _HEAPEND);
+    ck_assert_uint_eq(n_resumed, n_fresh);
+    for (size_t k = 0; k < n_fresh; k++)
+        expect(resumed[k] == fresh[k], "entry %zu: resumed walk %p, fresh walk %p", k, resumed[k], fresh[k]);
     /* a pointer the walk never returned is still checked strictly */
     _HEAPINFO bad = {._pentry = (int *)(void *)(target + 8)};
     ck_assert_int_eq(_heapwalk(&bad), _HEAPBADNODE);

@@ -29,7 +29,11 @@ enum message {
     DELETE_ARRAY_SIZED_WRONG = 1 << 8,
     ALIGNED_FREE_INVALID = 1 << 9,
     ALIGNED_FREE_DOUBLE = 1 << 10,
-    MESSAGE_COUNT = 11
+    MALLOC_CORRUPTED_LIST = 1 << 11,
+    REMOTE_CORRUPTED_LIST = 1 << 12,
+    MSIZE_AFTER_FREE = 1 << 13,
+    EXPAND_AFTER_FREE = 1 << 14,
+    MESSAGE_COUNT = 15
 };
 static const char *const formats[MESSAGE_COUNT] = {
     "crtheap: free(%s): double free",
@@ -43,6 +47,10 @@ static const char *const formats[MESSAGE_COUNT] = {
     "crtheap: operator delete[](%s): size 4000 given, the block was allocated with 40000",
     "crtheap: _aligned_free(%s): invalid pointer",
     "crtheap: _aligned_free(%s): double free",
+    "crtheap: malloc(%s): corrupted free list",
+    "crtheap: free(%s): corrupted remote free list",
+    "crtheap: _msize(%s): use after free",
+    "crtheap: _expand(%s): use after free",
 };
 
 struct death_case {
@@ -75,6 +83,11 @@ static const struct death_case cases[] = {
     {"delete_array_sized_wrong", DELETE_ARRAY_SIZED_WRONG},
     {"aligned_free_of_malloc", ALIGNED_FREE_INVALID},
     {"aligned_free_double", ALIGNED_FREE_DOUBLE},
+    {"malloc_corrupted_free_list", MALLOC_CORRUPTED_LIST},
+    {"drain_corrupted_remote_list", REMOTE_CORRUPTED_LIST},
+    {"drain_double_free", DOUBLE_FREE},
+    {"msize_after_free", MSIZE_AFTER_FREE},
+    {"expand_after_free", EXPAND_AFTER_FREE},
 };
 #define CASE_COUNT ((int)(sizeof cases / sizeof cases[0]))
 

@@ -202,17 +202,20 @@ static void drain_slots(void)
 struct worker_arg {
     uint64_t seed;
     long steps; /* 0: until stop */
+    long done;  /* steps taken, set when the worker ends */
 };
 
 static void *worker(void *argp)
 {
     struct worker_arg *arg = argp;
     uint64_t rng = arg->seed * 0x9e3779b97f4a7c15ull + 1;
-    for (long i = 0; arg->steps == 0 || i < arg->steps; i++) {
+    long i = 0;
+    for (; arg->steps == 0 || i < arg->steps; i++) {
         if (arg->steps == 0 && atomic_load_explicit(&stop, memory_order_relaxed))
             break;
         step(&rng);
     }
+    arg->done = i;
     return NULL;
 }
 
@@ -242,10 +245,14 @@ START_TEST(t_stress)
         rounds++;
     }
     atomic_store(&stop, 1);
-    for (int i = 0; i < WORKERS; i++)
+    for (int i = 0; i < WORKERS; i++) {
         pthread_join(tid[i], NULL);
-    drain_slots();
-    ck_assert(rounds > 0);
+        expect(args[i].done > 1000, "worker %d took only %ld steps in the stress run", i, args[i].done);
+    }
+    drain_slots();   /* every block left in the slots is checked as it is freed */
+    expect(rounds >= 1 && brief_args[0].done == 3000, "short-lived threads: %ld rounds, last took %ld steps", rounds,
+           brief_args[0].done);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
 }
 END_TEST
 
