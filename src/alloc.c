@@ -199,11 +199,16 @@ void *crt_malloc_aligned(size_t n, size_t alignment)
     return malloc_generic(n, alignment);
 }
 
-/* What a freed block passed to `call` is: freeing it again (free, its sized and aligned
- * forms, C++ delete), or using it after its free (realloc, _msize, ...). */
+/* What a freed block passed to `call` is: freeing it again, or using it after its free
+ * (realloc, _msize, _expand, ...).  The calls that free, by the names the callers pass. */
 static const char *freed_block_problem(const char *call)
 {
-    return strstr(call, "free") || strstr(call, "delete") ? "double free" : "use after free";
+    static const char *const frees[] = { "free", "free_sized", "free_aligned_sized", "_aligned_free",
+                                         "operator delete", "operator delete[]" };
+    for (size_t k = 0; k < sizeof frees / sizeof frees[0]; k++)
+        if (strcmp(call, frees[k]) == 0)
+            return "double free";
+    return "use after free";
 }
 
 /* The reports of checked_page, out of its callers' way. */
@@ -292,10 +297,10 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call, si
     }
 }
 
-/* A free retired a page: the heap's segment policy, then leave the heap. */
-static __attribute__((noinline)) void free_spans_and_leave(heap_t *h, unsigned flags)
+/* The page emptied or left the full state: the slow half of the free, then leave. */
+static __attribute__((noinline)) void free_page_slow_and_leave(heap_t *h, page_t *pg)
 {
-    heap_spans_freed(h, flags);
+    heap_page_freed_slow(h, pg);
     heap_leave(h);
 }
 
@@ -348,9 +353,8 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
         *side8 = SIDE8_FREE;
     else
         *side16 = SIDE16_FREE;
-    unsigned flags = page_free_block(h, pg, p);
-    if (unlikely(flags))
-        return free_spans_and_leave(h, flags);
+    if (unlikely(page_free_block(h, pg, p)))
+        return free_page_slow_and_leave(h, pg);
     heap_leave(h);
 }
 

@@ -204,8 +204,16 @@ bool heap_add_donated(heap_t *h, uintptr_t start, uintptr_t end)
  * entry marked free): the one free-into-own-page, shared with free's fast path. */
 void heap_free_owned(heap_t *h, page_t *pg, void *p)
 {
-    unsigned flags = page_free_block(h, pg, p);
-    if (unlikely(flags))
+    if (unlikely(page_free_block(h, pg, p)))
+        heap_page_freed_slow(h, pg);
+}
+
+/* The slow half of a free into one's own page: the page's queue, its retirement, and
+ * the heap's segment policy for what that freed. */
+void heap_page_freed_slow(heap_t *h, page_t *pg)
+{
+    unsigned flags = page_free_block_slow(h, pg);
+    if (flags)
         heap_spans_freed(h, flags);
 }
 

@@ -5,7 +5,8 @@
  *   segment   a 4 MiB region from mmap, aligned to 4 MiB, so `p & ~SEGMENT_MASK` finds the
  *             header of any pointer inside it in O(1).  Slice 0 holds the header.  A huge
  *             segment is bigger and holds one block; a donated segment is memory given with
- *             _heapadd, its header kept outside it and found through a small sorted table.
+ *             _heapadd, its header kept outside it and found through a small table that
+ *             is scanned only when the bitmap says "not ours".
  *   slice     64 KiB, the unit segments are carved into.
  *   page      a run of slices that serves one size class (or one large block).  Its blocks
  *             start at the page start; its side table (one entry per block) sits after them.
@@ -13,8 +14,8 @@
  *             REMOTE = freed by another thread and queued, else requested = size - (v - 1).
  *             It is the truth about every block: _msize, double-free detection, _heapwalk,
  *             _heapchk and _heapmin read it; the free lists are only a cache of it.
- *   heap      per-thread: size-class queues of pages, the segments it owns, and a lock-free
- *             list of blocks other threads freed into it.  Heaps are never destroyed; a
+ *   heap      per-thread: size-class queues of pages, the segments it owns, and four
+ *             lock-free stacks of blocks other threads freed into it (REMOTE_LISTS).  Heaps are never destroyed; a
  *             thread's exit abandons its heap and the next new thread adopts it.
  *   registry  every segment in address order plus a bitmap over the address space, so
  *             _heapwalk/_heapchk/_heapmin reach all memory and free() rejects foreign pointers.
@@ -68,6 +69,16 @@
 #define INLINE_SIDE_MAX 16            /* pages of at most this many blocks keep their side
                                          table in their descriptor (blocks of 4 KiB and up) */
 
+/* The block index of an offset is (offset * inv_block_size) >> INV_SHIFT, with
+ * inv_block_size = floor(2^INV_SHIFT / block_size) + 1: exact for every offset inside a
+ * page (the error, offset / 2^INV_SHIFT, stays below one block for offsets under 2^20
+ * blocks of 16 bytes), without a division on the fast paths. */
+#define INV_SHIFT 40
+static inline uint64_t inv_block_size_of(size_t block_size)
+{
+    return ((uint64_t)1 << INV_SHIFT) / block_size + 1;
+}
+
 typedef struct block { struct block *next; } block_t;
 
 struct heap;
@@ -82,7 +93,7 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint8_t *start;           /* first block; 64 KiB aligned for segment pages */
     void *side;               /* side table: uint8_t or uint16_t per block (inline_side for
                                  pages of at most INLINE_SIDE_MAX blocks) */
-    uint64_t inv_block_size;  /* ceil(2^40 / block_size): block index by multiply */
+    uint64_t inv_block_size;  /* floor(2^INV_SHIFT / block_size) + 1: block index by multiply */
     size_t block_size;
     _Atomic(struct heap *) heap;  /* owner; read by other threads to route their frees */
     size_t large_requested;   /* requested size of a BIN_LARGE block */
@@ -189,7 +200,7 @@ static inline unsigned bin_of(size_t n)
 /* ---- page geometry, inline for the fast paths ---- */
 static inline uint32_t page_block_index(const page_t *pg, const void *p)
 {
-    return (uint32_t)((((uintptr_t)p - (uintptr_t)pg->start) * pg->inv_block_size) >> 40);
+    return (uint32_t)((((uintptr_t)p - (uintptr_t)pg->start) * pg->inv_block_size) >> INV_SHIFT);
 }
 static inline unsigned side_get(const page_t *pg, uint32_t i)
 {

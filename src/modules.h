@@ -143,6 +143,7 @@ void segment_init_donated(segment_t *seg, uint8_t *start, size_t size) INTERNAL;
 size_t segment_fit(const segment_t *seg, size_t slices, size_t align_slices, bool large, bool dirty_only,
                    size_t *start) INTERNAL;
 page_t *segment_take_slices(segment_t *seg, size_t i, size_t count) INTERNAL;
+size_t segment_span_bytes(const page_t *pg) INTERNAL;
 unsigned segment_free_span(page_t *pg) INTERNAL;
 bool segment_is_empty(const segment_t *seg) INTERNAL;
 size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *batch) INTERNAL;
@@ -171,8 +172,10 @@ void page_check_counts(const page_t *pg) INTERNAL;   /* debug build: side table 
 
 /* The one free into one's own page (owner entered, or claimer; the block validated and
  * its side entry already FREE), used by free's fast path, the owner's slow path and the
- * remote drain alike.  Returns the SPAN_* flags of a retirement for heap_spans_freed. */
-static inline __attribute__((always_inline)) unsigned page_free_block(heap_t *h, page_t *pg, void *p)
+ * remote drain alike.  True when its slow half must run next: page_free_block_slow, then
+ * heap_spans_freed with what that returns (the caller does it, so that free's fast path
+ * keeps a tail call and no saved register). */
+static inline __attribute__((always_inline)) bool page_free_block(heap_t *h, page_t *pg, void *p)
 {
     crt_assert(heap_held(h) && pg->used > 0);
     crt_assert(pg->bin == BIN_LARGE ? (uint8_t *)p == pg->start
@@ -180,13 +183,14 @@ static inline __attribute__((always_inline)) unsigned page_free_block(heap_t *h,
     block_t *b = p;
     b->next = pg->free;
     pg->free = b;
+    (void)h;
     if (likely(--pg->used != 0 && !pg->in_full))
-        return 0;
+        return false;
     if (!pg->in_full && !pg->next && !pg->prev && pg->bin != BIN_LARGE) {
         pg->emptied = 1;   /* the class's only page stays: page_free_block_slow's first rule */
-        return 0;
+        return false;
     }
-    return page_free_block_slow(h, pg);
+    return true;
 }
 
 /* ---- claim.c: every heap, and exclusive use of another thread's ---- */
@@ -237,6 +241,7 @@ page_t *heap_refill(heap_t *h, unsigned bin) INTERNAL;
 void *heap_malloc_large(heap_t *h, size_t n, size_t alignment) INTERNAL;
 void heap_drain_remote(heap_t *h) INTERNAL;
 void heap_free_owned(heap_t *h, page_t *pg, void *p) INTERNAL;
+void heap_page_freed_slow(heap_t *h, page_t *pg) INTERNAL;   /* page_free_block said so */
 void heap_free_remote(page_t *pg, void *p) INTERNAL;
 
 /* ---- decay.c: memory goes back by itself ---- */

@@ -14,7 +14,7 @@ page_t empty_page;   /* queue sentinel: capacity 0, never a free block */
 
 void page_init(page_t *pg, unsigned bin)
 {
-    size_t area = pg->block_size;    /* segment_take_slices left the span's byte size here */
+    size_t area = segment_span_bytes(pg);
     size_t bs = bin_block_size(bin);
     size_t width = bs >= WIDE_SIDE_MIN ? 2 : 1;
     size_t cap = area / bs;
@@ -31,7 +31,7 @@ void page_init(page_t *pg, unsigned bin)
     }
     pg->bin = (uint8_t)bin;
     pg->block_size = bs;
-    pg->inv_block_size = ((uint64_t)1 << 40) / bs + 1;   /* floor(2^40 / bs) + 1 */
+    pg->inv_block_size = inv_block_size_of(bs);
     pg->side_wide = width == 2;
     pg->capacity = (uint16_t)cap;
     pg->blocks_bytes = (uint32_t)(cap * bs);
@@ -44,12 +44,13 @@ void page_init(page_t *pg, unsigned bin)
         memset(pg->side, 0, cap * width);
 }
 
-/* A span becomes the page of one large or huge block of n requested bytes (its byte
- * size left in block_size by segment_take_slices or huge_page_init). */
+/* A span (or a huge segment's one page) becomes the page of one block of n requested
+ * bytes, as large as the span. */
 void page_init_large(page_t *pg, size_t n)
 {
     pg->bin = BIN_LARGE;
-    pg->inv_block_size = ((uint64_t)1 << 40) / pg->block_size + 1;
+    pg->block_size = segment_span_bytes(pg);
+    pg->inv_block_size = inv_block_size_of(pg->block_size);
     pg->capacity = 1;
     pg->used = 1;
     pg->side = &pg->large_side;

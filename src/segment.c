@@ -100,6 +100,16 @@ static size_t slice_bytes(const segment_t *seg, size_t i, size_t count)
     return end - i * SLICE_SIZE;
 }
 
+/* The bytes of the span a page covers: its slices (a donated segment's last one may be
+ * short), or a huge block's whole mapping from the block on. */
+size_t segment_span_bytes(const page_t *pg)
+{
+    segment_t *seg = segment_of(pg->start);
+    if (seg->kind == SEGMENT_HUGE)
+        return seg->map_size - (size_t)(pg->start - (uint8_t *)seg);
+    return slice_bytes(seg, (size_t)(pg->start - seg->base) >> SLICE_SHIFT, pg->slice_count);
+}
+
 static void huge_cache_cool(void);
 
 page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
@@ -115,7 +125,6 @@ page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
     memset(pg, 0, sizeof *pg);
     pg->start = seg->base + i * SLICE_SIZE;
     pg->slice_count = (uint8_t)count;
-    pg->block_size = slice_bytes(seg, i, count);
     pg->fresh = fresh;
     for (size_t k = 1; k < count; k++) {
         seg->pages[i + k].slice_offset = (uint8_t)k;
@@ -240,6 +249,10 @@ static segment_t *huge_cache;          /* linked through heap_next */
 static _Atomic size_t huge_cached_bytes;   /* changed under huge_mutex, read without */
 static _Atomic bool huge_cache_hot;        /* some cached block is resident; set under huge_mutex */
 
+/* No mapping gets this large (64 TiB, beyond the user address space's half): a request
+ * above it fails before the sums below can overflow. */
+#define HUGE_MAP_MAX ((size_t)1 << 46)
+
 static size_t huge_block_offset(size_t alignment)
 {
     return alignment > SLICE_SIZE ? alignment : SLICE_SIZE;
@@ -308,7 +321,7 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
 {
     size_t offset = huge_block_offset(alignment);
     size_t map_size = (size + OS_PAGE_SIZE - 1) & ~(OS_PAGE_SIZE - 1);
-    if (map_size < size || map_size + offset < map_size || map_size + offset > ((size_t)1 << 46)) {
+    if (map_size < size || map_size + offset < map_size || map_size + offset > HUGE_MAP_MAX) {
         errno = ENOMEM;
         return NULL;
     }
@@ -366,7 +379,7 @@ bool segment_grow_huge(segment_t *seg, size_t size)
         return false;
     seg->map_size = map_size;
     pg->block_size = map_size - offset;
-    pg->inv_block_size = ((uint64_t)1 << 40) / pg->block_size + 1;
+    pg->inv_block_size = inv_block_size_of(pg->block_size);
     return true;
 }
 

@@ -278,6 +278,10 @@ static int check_page(const segment_t *seg, page_t *pg)
     return count == listed ? _HEAPOK : _HEAPBADNODE;
 }
 
+/* More queued blocks than any heap can have (every block of a 47-bit address space, 16
+ * bytes each, is 2^43): a count past it means the list has a cycle. */
+#define REMOTE_NODES_MAX ((size_t)1 << 43)
+
 /* One of a heap's remote lists: each node a block start marked REMOTE.  Nodes are not
  * changed until drained, which needs the claim we hold; pushes only change the heads.
  * Nodes are counted into *count, so a cycle ends the check. */
@@ -285,7 +289,7 @@ static int check_remote_list(block_t *first, size_t *count)
 {
     for (block_t *b = first; b; b = b->next) {
         segment_t *seg = segment_of(b);
-        if (!seg || !segment_header_ok(seg) || ++*count > ((size_t)1 << 32))
+        if (!seg || !segment_header_ok(seg) || ++*count > REMOTE_NODES_MAX)
             return _HEAPBADNODE;
         page_t *pg = segment_page_of(seg, b);
         if (pg->bin == 0 || !page_geometry_ok(seg, pg))
