@@ -54,24 +54,20 @@ for part in test_api test_api_static test_threads test_crt test_trim test_dropin
     run_check "$part" "$bin/$part"
 done
 
-# The suites that link the shared library, against its UBSan build: any undefined
-# behaviour aborts the test it happens in.
-if [ -n "$ubsan_dir" ]; then
+# The suites that link the shared library, against another build of it found first
+# through LD_LIBRARY_PATH: the UBSan build (any undefined behaviour aborts the test it
+# happens in) and the debug build (a broken invariant does).
+run_against() { # label dir
+    local label=$1 dir=$2 part
+    [ -n "$dir" ] || return 0
     for part in test_api test_threads test_crt test_trim test_dropin; do
         [ -x "$bin/$part" ] || continue
-        echo "== $part under UBSan"
-        run_check "ubsan $part" env LD_LIBRARY_PATH="$ubsan_dir" "$bin/$part"
+        echo "== $part against the $label build"
+        run_check "$label $part" env LD_LIBRARY_PATH="$dir" "$bin/$part"
     done
-fi
-
-# ... and against the debug build: a broken invariant aborts the test it happens in.
-if [ -n "$debug_dir" ]; then
-    for part in test_api test_threads test_crt test_trim test_dropin; do
-        [ -x "$bin/$part" ] || continue
-        echo "== $part against the debug build (assertions on)"
-        run_check "debug $part" env LD_LIBRARY_PATH="$debug_dir" "$bin/$part"
-    done
-fi
+}
+run_against ubsan "$ubsan_dir"
+run_against debug "$debug_dir"
 
 # A part run by a script that ends with "N passed, N failed".
 run_script() { # name script args...

@@ -30,6 +30,7 @@
 
 #include "crtheap.h"
 #include "common.h"
+#include "suite.h"
 
 extern char **environ;
 
@@ -444,46 +445,6 @@ START_TEST(t_no_purger_in_single_thread)
         ck_assert_msg(errno != EINVAL, "unshare(CLONE_NEWUSER) failed with EINVAL: crtheap added a thread");
 }
 END_TEST
-
-static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
-static bool park_released;
-static _Atomic long parked_tid;
-
-/* A second thread with a heap, parked until released. */
-static void *parked_thread(void *arg)
-{
-    char *p = malloc(64);
-    stamp(p, 64);
-    atomic_store(&parked_tid, (long)syscall(SYS_gettid));
-    pthread_mutex_lock(&park_lock);
-    while (!park_released)
-        pthread_cond_wait(&park_cond, &park_lock);
-    pthread_mutex_unlock(&park_lock);
-    verify(p, 64, "parked");
-    free(p);
-    return arg;
-}
-
-static pthread_t park_start(void)
-{
-    pthread_t t;
-    park_released = false;
-    atomic_store(&parked_tid, 0);
-    ck_assert_int_eq(pthread_create(&t, NULL, parked_thread, NULL), 0);
-    while (atomic_load(&parked_tid) == 0)
-        sleep_ms(1);
-    return t;
-}
-
-static void park_end(pthread_t t)
-{
-    pthread_mutex_lock(&park_lock);
-    park_released = true;
-    pthread_cond_broadcast(&park_cond);
-    pthread_mutex_unlock(&park_lock);
-    ck_assert_int_eq(pthread_join(t, NULL), 0);
-}
 
 /* The purger of a two-thread process: every signal blocked, asleep when idle (no
  * context switch over a second), and gone when the second thread leaves. */
@@ -935,37 +896,29 @@ START_TEST(t_sized_frees_with_the_right_size)
 }
 END_TEST
 
-static void add(Suite *s, const char *name, const TTest *test, int timeout)
-{
-    TCase *tc = tcase_create(name);
-    tcase_set_timeout(tc, timeout);
-    tcase_add_test(tc, test);
-    suite_add_tcase(s, tc);
-}
-
 int main(void)
 {
     Suite *s = suite_create("dropin");
-    add(s, "realloc", t_realloc_keeps_usable_bytes, 30);
-    add(s, "aligned_realloc", t_aligned_realloc_keeps_data, 30);
-    add(s, "recalloc", t_recalloc_zeroes_from_requested_size, 30);
-    add(s, "fork_stdio", t_fork_while_threads_use_stdio, 120);
-    add(s, "fork_signal", t_fork_from_signal_handler, 60);
-    add(s, "spawn", t_spawn_vfork_and_threads_in_child, 120);
-    add(s, "purger_single", t_no_purger_in_single_thread, 30);
-    add(s, "purger_invisible", t_purger_invisible, 30);
-    add(s, "purger_signals", t_purger_leaves_signals_alone, 30);
-    add(s, "purger_off", t_purger_option_off, 30);
-    add(s, "enomem", t_enomem_in_errno, 30);
-    add(s, "impossible", t_impossible_size_fails_at_once, 30);
-    add(s, "malloc_stats", t_malloc_stats_not_a_cancellation_point, 30);
-    add(s, "mallopt", t_mallopt_parameters, 30);
-    add(s, "perturb", t_mallopt_perturb, 30);
-    add(s, "aligned_runtime", t_aligned_runtime_behaviour, 30);
-    add(s, "trim_figures", t_trim_figures_are_honest, 60);
-    add(s, "options", t_options_environment_and_api, 30);
-    add(s, "sized", t_sized_frees_with_the_right_size, 30);
-    add(s, "rlimit_as", t_tight_address_space, 60);
+    add_case(s, "realloc", t_realloc_keeps_usable_bytes, 30);
+    add_case(s, "aligned_realloc", t_aligned_realloc_keeps_data, 30);
+    add_case(s, "recalloc", t_recalloc_zeroes_from_requested_size, 30);
+    add_case(s, "fork_stdio", t_fork_while_threads_use_stdio, 120);
+    add_case(s, "fork_signal", t_fork_from_signal_handler, 60);
+    add_case(s, "spawn", t_spawn_vfork_and_threads_in_child, 120);
+    add_case(s, "purger_single", t_no_purger_in_single_thread, 30);
+    add_case(s, "purger_invisible", t_purger_invisible, 30);
+    add_case(s, "purger_signals", t_purger_leaves_signals_alone, 30);
+    add_case(s, "purger_off", t_purger_option_off, 30);
+    add_case(s, "enomem", t_enomem_in_errno, 30);
+    add_case(s, "impossible", t_impossible_size_fails_at_once, 30);
+    add_case(s, "malloc_stats", t_malloc_stats_not_a_cancellation_point, 30);
+    add_case(s, "mallopt", t_mallopt_parameters, 30);
+    add_case(s, "perturb", t_mallopt_perturb, 30);
+    add_case(s, "aligned_runtime", t_aligned_runtime_behaviour, 30);
+    add_case(s, "trim_figures", t_trim_figures_are_honest, 60);
+    add_case(s, "options", t_options_environment_and_api, 30);
+    add_case(s, "sized", t_sized_frees_with_the_right_size, 30);
+    add_case(s, "rlimit_as", t_tight_address_space, 60);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

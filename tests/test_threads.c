@@ -19,6 +19,7 @@
 
 #include "crtheap.h"
 #include "common.h"
+#include "suite.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
@@ -534,14 +535,6 @@ START_TEST(t_only_page_stays_whoever_frees)
     verify_free(other, "other class");
 }
 END_TEST
-
-static void add_case(Suite *s, const char *name, const TTest *test, int timeout_s)
-{
-    TCase *tc = tcase_create(name);
-    tcase_set_timeout(tc, timeout_s); /* a deadlock fails its case, not the whole run */
-    tcase_add_test(tc, test);
-    suite_add_tcase(s, tc);
-}
 
 int main(void)
 {

@@ -21,6 +21,7 @@
 #include "crtheap.h"
 #include "common.h"
 #include "race.h"
+#include "suite.h"
 
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
@@ -612,46 +613,6 @@ START_TEST(t_purger_lets_process_exit)
                   status);
 }
 END_TEST
-
-/* A second thread with a heap, parked until released: the purger runs only while two
- * threads have heaps (a one-thread process keeps one thread). */
-static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
-static bool park_released;
-
-static void *parked_thread(void *arg)
-{
-    char *p = malloc(64);
-    memset(p, 7, 64);
-    pthread_mutex_lock(&park_lock);
-    while (!park_released)
-        pthread_cond_wait(&park_cond, &park_lock);
-    pthread_mutex_unlock(&park_lock);
-    for (int i = 0; i < 64; i++)
-        if (p[i] != 7)
-            return arg;
-    free(p);
-    return NULL;
-}
-
-static pthread_t park_start(void)
-{
-    pthread_t t;
-    park_released = false;
-    ck_assert_int_eq(pthread_create(&t, NULL, parked_thread, (void *)1), 0);
-    return t;
-}
-
-static void park_end(pthread_t t)
-{
-    pthread_mutex_lock(&park_lock);
-    park_released = true;
-    pthread_cond_broadcast(&park_cond);
-    pthread_mutex_unlock(&park_lock);
-    void *r;
-    ck_assert_int_eq(pthread_join(t, &r), 0);
-    ck_assert_ptr_null(r);
-}
 
 START_TEST(t_passive_purge)
 {

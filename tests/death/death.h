@@ -40,6 +40,18 @@ static inline void in_other_thread(void *(*fn)(void *), void *arg)
     pthread_join(t, NULL);
 }
 
+static inline void *free_it(void *p)
+{
+    free(p);
+    return NULL;
+}
+
+/* free(p) on a thread of its own: p is queued on its owner's remote list. */
+static inline void free_in_other_thread(void *p)
+{
+    in_other_thread(free_it, p);
+}
+
 /* Reaching this means the allocator absorbed the misuse silently. */
 static inline int survived(void)
 {

@@ -1,16 +1,10 @@
 /* A block freed by another thread, then freed again by the thread that allocated it. */
 #include "death.h"
 
-static void *free_it(void *p)
-{
-    free(p);
-    return NULL;
-}
-
 int main(void)
 {
     char *p = written_block(64);
-    in_other_thread(free_it, p);
+    free_in_other_thread(p);
     announce(p);
     free(launder(p));
     /* A heap may find the second free only when it collects its cross-thread frees. */

@@ -4,17 +4,11 @@
 
 static char outside[64];
 
-static void *free_it(void *p)
-{
-    free(p);
-    return NULL;
-}
-
 int main(void)
 {
     announce("start");   /* stdout's buffer is allocated now, not after the corruption */
     char *p = written_block(48);
-    in_other_thread(free_it, p);       /* p is queued on this thread's heap */
+    free_in_other_thread(p);       /* p is queued on this thread's heap */
     *(void **)launder(p) = outside;    /* its link now leads outside the heap */
     announce(outside);
     char *q = malloc(70000);           /* a class never used here: the refill drains the queue */

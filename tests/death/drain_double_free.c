@@ -3,18 +3,12 @@
  * freed and reports it as a double free instead of freeing it. */
 #include "death.h"
 
-static void *free_it(void *p)
-{
-    free(p);
-    return NULL;
-}
-
 int main(void)
 {
     announce("start");   /* stdout's buffer is allocated now, not after the corruption */
     char *live = written_block(48);
     char *p = written_block(48);
-    in_other_thread(free_it, p);
+    free_in_other_thread(p);
     *(void **)launder(p) = live;
     announce(live);
     char *q = malloc(70000);           /* the refill drains the queue */
