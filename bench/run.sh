@@ -18,11 +18,12 @@ FILTER=${BENCH_FILTER:-.}
 TIMEOUT=${BENCH_TIMEOUT:-60}
 declare -A FAILED  # allocator.workload -> status: a failure is not run again
 BIN=build/bench
-RESULTS=bench/results
+RESULTS=${BENCH_RESULTS:-bench/results}
 LOGS=build/bench/logs
 mkdir -p "$RESULTS" "$LOGS"
 
-# name          program            threads
+# name          program            threads  [program arguments after the scale]
+# touch-*: allocator-bound churn (touch_churn: max size, working set, % of sizes to 64 KiB)
 WORKLOADS="
 small-churn-1t       small_churn        1
 small-churn-2t       small_churn        2
@@ -40,8 +41,15 @@ thread-churn-2t      thread_churn       2
 thread-churn-8t      thread_churn       8
 tiny-lists-1t        tiny_lists         1
 tiny-lists-8t        tiny_lists         8
+touch-512-1k-1t      touch_churn        1  512 1000
+touch-512-10k-1t     touch_churn        1  512 10000
+touch-512-10k-2t     touch_churn        2  512 10000
+touch-512-10k-8t     touch_churn        8  512 10000
+touch-1k-100k-1t     touch_churn        1  1024 100000
+touch-1k-1m-1t       touch_churn        1  1024 1000000
+touch-64k-10k-1t     touch_churn        1  512 10000 5
 "
-WORKLOADS=$(echo "$WORKLOADS" | awk 'NF == 3' | grep -E "^[^ ]*($FILTER)" || true)
+WORKLOADS=$(echo "$WORKLOADS" | awk 'NF >= 3' | grep -E "^[^ ]*($FILTER)" || true)
 if [ -z "$WORKLOADS" ]; then
     echo "run.sh: no workload matches BENCH_FILTER=$FILTER" >&2
     exit 1
@@ -61,13 +69,13 @@ total=$(( $(echo "$WORKLOADS" | wc -l) * RUNS ))
 step=0
 echo "run.sh: $(echo "$WORKLOADS" | wc -l) workloads x [$ALLOCATORS] x $RUNS runs"
 for run in $(seq 1 "$RUNS"); do
-    while read -r name program threads; do
+    while read -r name program threads extra; do
         step=$((step + 1))
         line="[$step/$total] $name:"
         for alloc in $ALLOCATORS; do
             report=$LOGS/$name.$alloc.$run.measure
             measure_run "$name" "$alloc" "$LOGS/$name.$alloc.$run.log" "$report" \
-                "$BIN/$program" "$threads" "$SCALE"
+                "$BIN/$program" "$threads" "$SCALE" $extra
             if [ "$RUN_STATE" != ran ]; then
                 printf '%s\t%s\t%s\t\t\t%s\n' "$name" "$alloc" "$run" "$RUN_STATE" >> "$RAW"
                 line="$line $alloc=$RUN_STATE"

@@ -6,12 +6,13 @@
  *
  * Each thread owns `working_set` slots; every step checks and frees a random slot's block
  * and puts a new one there of a random size from 8 to max_size bytes (with
- * large_percent of the steps drawing up to 64 KiB instead).  Both touched bytes hold a
+ * large_percent of the steps drawing up to 64 KiB instead).  Working sets above 200,000
+ * blocks take proportionally fewer steps (each one misses the cache).  Both touched bytes hold a
  * tag derived from the step, checked before the free: an allocator that overwrote a live
  * block is caught.  The work is split between the threads. */
 #include "bench.h"
 
-enum { BASE_STEPS = 4000000, LARGE_SIZE_MAX = 64 * 1024 };
+enum { BASE_STEPS = 20000000, CACHE_MISS_SET = 200000, LARGE_SIZE_MAX = 64 * 1024 };
 
 typedef struct churn_config {
     size_t max_size;
@@ -90,5 +91,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [threads] [scale] [max_size >= 8] [working_set >= 1] [large_percent]\n", argv[0]);
         return 2;
     }
-    return bench_main_shared(argc < 3 ? argc : 3, argv, BASE_STEPS, touch_churn_worker);
+    /* working sets past CACHE_MISS_SET miss the cache on every step: fewer steps there */
+    uint64_t steps = BASE_STEPS;
+    if (config.working_set > CACHE_MISS_SET)
+        steps = steps * CACHE_MISS_SET / config.working_set;
+    return bench_main_shared(argc < 3 ? argc : 3, argv, steps, touch_churn_worker);
 }
