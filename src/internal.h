@@ -68,6 +68,10 @@
 #define SIDE16_REMOTE   0xFFFEu
 #define INLINE_SIDE_MAX 16            /* pages of at most this many blocks keep their side
                                          table in their descriptor (blocks of 4 KiB and up) */
+/* The rest of a normal segment's header slice holds one side-table slot per slice; a
+ * class page whose table fits (blocks of 80 bytes and up) keeps it there, the others at
+ * the end of their page.  56 KiB / 64 slices. */
+#define SIDE_SLOT_BYTES ((SLICE_SIZE - 2 * 4096) / 64)
 
 /* The block index of an offset is (offset * inv_block_size) >> INV_SHIFT, with
  * inv_block_size = floor(2^INV_SHIFT / block_size) + 1: exact for every offset inside a
@@ -176,6 +180,8 @@ typedef struct heap {
 
 _Static_assert(SEGMENT_SLICES == 64, "slice masks are uint64_t");
 _Static_assert(sizeof(segment_t) == 2 * OS_PAGE_SIZE, "segment header: two OS pages");
+_Static_assert(sizeof(segment_t) + SEGMENT_SLICES * SIDE_SLOT_BYTES <= SLICE_SIZE, "side slots fit in slice 0");
+_Static_assert(SIDE_SLOT_BYTES % 64 == 0, "side slots start on cache lines");
 _Static_assert(offsetof(segment_t, page_guard) <= offsetof(page_t, capacity) &&
                offsetof(page_t, slice_offset) < offsetof(segment_t, page_guard) + 2 * sizeof(uint64_t) &&
                offsetof(segment_t, first_slice) < sizeof(page_t), "header fields fill pages[0] only");

@@ -144,6 +144,7 @@ size_t segment_fit(const segment_t *seg, size_t slices, size_t align_slices, boo
                    size_t *start) INTERNAL;
 page_t *segment_take_slices(segment_t *seg, size_t i, size_t count) INTERNAL;
 size_t segment_span_bytes(const page_t *pg) INTERNAL;
+uint8_t *segment_side_slot(const page_t *pg) INTERNAL;   /* NULL: none (donated, huge) */
 unsigned segment_free_span(page_t *pg) INTERNAL;
 bool segment_is_empty(const segment_t *seg) INTERNAL;
 size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *batch) INTERNAL;

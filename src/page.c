@@ -18,8 +18,12 @@ void page_init(page_t *pg, unsigned bin)
     size_t bs = bin_block_size(bin);
     size_t width = bs >= WIDE_SIDE_MIN ? 2 : 1;
     size_t cap = area / bs;
+    uint8_t *slot = segment_side_slot(pg);
     if (cap <= INLINE_SIDE_MAX && width == 2) {
         pg->side = pg->inline_side;   /* few blocks: the table lives in the descriptor */
+    } else if (slot && cap * width <= SIDE_SLOT_BYTES) {
+        pg->side = slot;              /* in the segment's header slice, dense with the others */
+        memset(slot, 0, cap * width);
     } else {
         cap = area / (bs + width);
         size_t side_off = (area - cap * width) & ~(size_t)15;
@@ -40,7 +44,7 @@ void page_init(page_t *pg, unsigned bin)
     pg->used = 0;
     pg->free = NULL;
     pg->in_full = 0;
-    if (!pg->fresh)   /* an inline table is zero already: segment_take_slices cleared it */
+    if (!pg->fresh && pg->side != slot)   /* inline: cleared by segment_take_slices; slot: above */
         memset(pg->side, 0, cap * width);
 }
 
@@ -104,7 +108,8 @@ void page_release_unlinked(page_t *pg)
         return;
     uintptr_t lo = ((uintptr_t)pg->start + (size_t)pg->scan * pg->block_size + OS_PAGE_SIZE - 1) &
                    ~(uintptr_t)(OS_PAGE_SIZE - 1);
-    uintptr_t hi = (uintptr_t)pg->side & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    uintptr_t side = (uintptr_t)pg->side, end = (uintptr_t)pg->start + segment_span_bytes(pg);
+    uintptr_t hi = (side >= lo && side < end ? side : end) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
     release_range(NULL, lo, hi);
 }
 

@@ -100,6 +100,20 @@ static size_t slice_bytes(const segment_t *seg, size_t i, size_t count)
     return end - i * SLICE_SIZE;
 }
 
+/* The side-table slot of the page at slice i of a normal segment: a fixed share of the
+ * header slice past the header (SIDE_SLOT_BYTES each), or NULL for a donated or huge
+ * segment (a donated segment's slice 0 is not crtheap's).  Slots sit side by side, so
+ * the side tables of a segment's pages lie densely in one place instead of at the same
+ * offset of every 64 KiB slice, where they would compete for the same cache sets. */
+uint8_t *segment_side_slot(const page_t *pg)
+{
+    segment_t *seg = segment_of(pg->start);
+    if (seg->kind != SEGMENT_NORMAL)
+        return NULL;
+    size_t i = (size_t)(pg->start - seg->base) >> SLICE_SHIFT;
+    return (uint8_t *)seg + sizeof(segment_t) + i * SIDE_SLOT_BYTES;
+}
+
 /* The bytes of the span a page covers: its slices (a donated segment's last one may be
  * short), or a huge block's whole mapping from the block on. */
 size_t segment_span_bytes(const page_t *pg)

@@ -44,6 +44,9 @@ static bool page_geometry_ok(const segment_t *seg, const page_t *pg)
         return false;
     if (pg->side == pg->inline_side)
         return pg->capacity <= INLINE_SIDE_MAX && width == 2;
+    if (seg->kind == SEGMENT_NORMAL && side == (uintptr_t)seg + sizeof(segment_t) +
+                                                  (size_t)((start - lo) >> SLICE_SHIFT) * SIDE_SLOT_BYTES)
+        return (size_t)pg->capacity * width <= SIDE_SLOT_BYTES;
     return side >= start + pg->blocks_bytes &&
            side + (size_t)pg->capacity * width <= start + (size_t)pg->slice_count * SLICE_SIZE &&
            side + (size_t)pg->capacity * width <= hi;
