@@ -71,7 +71,7 @@
 /* The rest of a normal segment's header slice holds one side-table slot per slice; a
  * class page whose table fits (blocks of 80 bytes and up) keeps it there, the others at
  * the end of their page.  56 KiB / 64 slices. */
-#define SIDE_SLOT_BYTES ((SLICE_SIZE - 2 * 4096) / 64)
+#define SIDE_SLOT_BYTES ((SLICE_SIZE - 2 * OS_PAGE_SIZE) / SEGMENT_SLICES)
 
 /* The block index of an offset is (offset * inv_block_size) >> INV_SHIFT, with
  * inv_block_size = floor(2^INV_SHIFT / block_size) + 1: exact for every offset inside a
