@@ -2,7 +2,7 @@
 #   make bench            install the peers, build crtheap and the benchmarks, run everything:
 #                         speed (bench/run.sh), callgrind fast path, trim; writes bench/results/
 #   make bench-trim       only the trim benchmark (bench/trim-run.sh)
-#   make bench-callgrind  only the instruction count of the malloc/free fast path
+#   make bench-callgrind  only the instruction count and the cachegrind misses of the fast paths
 #   make bench-build      only build the benchmark programs into build/bench/
 # BENCH_RUNS=n sets the runs per allocator and workload (default 5).
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra $(WERROR) -pthread \
@@ -37,3 +37,4 @@ bench-trim: bench-deps bench-build
 bench-callgrind: bench-deps bench-build
 	$(MAKE) bench-crtheap
 	bench/callgrind.sh
+	bench/cachegrind.sh

@@ -2,7 +2,7 @@
 # run.sh — the speed and memory benchmark (SPEC §3): every workload under every allocator
 # (LD_PRELOAD), allocators alternating round-robin, BENCH_RUNS runs each (default 5).
 # Records wall time and peak RSS through build/bench/measure, then writes
-# bench/results/latest.md and speed.svg; runs callgrind.sh and trim-run.sh and includes
+# bench/results/latest.md and speed.svg; runs callgrind.sh, cachegrind.sh and trim-run.sh and includes
 # their results unless BENCH_SKIP_EXTRAS=1.
 #   BENCH_RUNS=n  BENCH_SCALE=x (work per run)  BENCH_FILTER=regex (workload names)
 #   BENCH_ALLOCATORS="crtheap glibc ..."  BENCH_TIMEOUT=s (per run, default 60)
@@ -254,6 +254,10 @@ if [ "${BENCH_SKIP_EXTRAS:-0}" != 1 ]; then
         echo "## Instructions per malloc/free pair (callgrind)"
         echo
         bench/callgrind.sh 2>&1 | sed 's/^/    /'
+        echo
+        echo "## Memory traffic per malloc/free pair (cachegrind)"
+        echo
+        bench/cachegrind.sh 2>&1 | sed 's/^/    /'
         echo
     } >> "$LATEST.part"
     bench/trim-run.sh

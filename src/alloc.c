@@ -99,8 +99,8 @@ static inline void *perturbed_if_asked(void *p, size_t n)
 /* The class ran dry (or the heap is claimed or diverted): everything else, then leave. */
 static __attribute__((noinline)) void *malloc_refill_and_leave(heap_t *h, unsigned bin, size_t n)
 {
-    if (atomic_load_explicit(&h->claim, memory_order_relaxed) & CLAIM_HELD)
-        heap_wait_unclaimed(h);
+    if (atomic_load_explicit(&h->claim, memory_order_acquire) & CLAIM_HELD)   /* acquire: see the */
+        heap_wait_unclaimed(h);                                                /* claimer's changes */
     void *p = heap_alloc_bin(h, bin, n);
     heap_leave(h);
     return p ? perturbed_if_asked(p, n) : malloc_generic(n, 0);

@@ -87,7 +87,7 @@ void heap_abandon_to_pool(heap_t *h)
     abandoned_pool = h;
     atomic_fetch_sub_explicit(&live_heaps, 1, memory_order_relaxed);
     heaps_unlock();
-    os_event_signal(&decay_work);   /* with one thread left the purger ends */
+    os_event_signal(&decay_work, true);   /* with one thread left the purger ends */
 }
 
 /* Send every heap's operations to the slow paths, or let them back on the fast ones: the

@@ -18,7 +18,7 @@ API int crtheap_option_set(crtheap_option_t option, long value)
 {
     if (option_store((unsigned)option, value) != 0)
         return -1;
-    os_event_signal(&decay_work);   /* the decay's timing or the purger's presence may have changed */
+    os_event_signal(&decay_work, true);   /* the decay's timing or the purger's presence may have changed */
     return 0;
 }
 
@@ -42,17 +42,23 @@ API int mallopt(int param, int value)
             option_store(CRTHEAP_OPTION_PURGE_DELAY_MS, -1);
         else if (option_purge_delay_ms < 0)
             option_store(CRTHEAP_OPTION_PURGE_DELAY_MS, option_default(CRTHEAP_OPTION_PURGE_DELAY_MS));
-        os_event_signal(&decay_work);
+        os_event_signal(&decay_work, true);
         return 1;
     case M_MMAP_THRESHOLD:
         if (value < 0 || (size_t)value > GLIBC_MMAP_THRESHOLD_MAX)
             return 0;
         option_mmap_threshold = (size_t)value;
         return 1;
-    case M_PERTURB:
+    case M_PERTURB: {
+        /* the byte and the heaps' diversion change together, or two calls could leave
+         * the byte set with the heaps back on the fast paths */
+        static pthread_mutex_t perturb_mutex = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&perturb_mutex);
         atomic_store(&option_perturb_byte, value & 0xff);
         heap_set_diverted((value & 0xff) != 0);
+        pthread_mutex_unlock(&perturb_mutex);
         return 1;
+    }
     case M_MXFAST:
         return value >= 0 && (size_t)value <= GLIBC_MXFAST_MAX;
     case M_TOP_PAD:

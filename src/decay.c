@@ -14,7 +14,6 @@
 #define _GNU_SOURCE
 #include "modules.h"
 #include <signal.h>
-#include <time.h>
 
 #define DECAY_PERIOD_MS     50                    /* a thread's own decay pass, at most this often */
 #define PURGER_STACK_SIZE   ((size_t)64 * 1024)   /* it calls no deep code: claims and madvise */
@@ -103,16 +102,15 @@ static void *purger_main(void *arg)
     (void)arg;
     while (purger_allowed()) {
         long delay = option_purge_delay_ms;
-        if (purger_pass(delay)) {
-            long sleep_ms = delay < PURGER_MIN_SLEEP_MS ? PURGER_MIN_SLEEP_MS : delay;
-            struct timespec ts = { sleep_ms / 1000, (sleep_ms % 1000) * 1000000L };
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        /* nothing to do: sleep until a signal of the event (see os_event_prepare) */
-        uint32_t seq = os_event_prepare(&decay_work);
-        if (!decay_has_work() && purger_allowed())
-            os_event_wait(&decay_work, seq);
+        /* with memory waiting, sleep the delay; with none, until there is some.  Either
+         * sleep ends early at an urgent signal of the event: a thread's exit (the purger
+         * may have to end, or the process would wait for it) or an option change. */
+        long sleep_ms = -1;
+        if (purger_pass(delay))
+            sleep_ms = delay < PURGER_MIN_SLEEP_MS ? PURGER_MIN_SLEEP_MS : delay;
+        uint32_t seq = os_event_prepare(&decay_work, sleep_ms >= 0);   /* a timed sleep: urgent wakes only */
+        if (purger_allowed() && (sleep_ms >= 0 || !decay_has_work()))
+            os_event_wait(&decay_work, seq, sleep_ms);
         os_event_done(&decay_work);
     }
     atomic_store(&purger_state, 0);

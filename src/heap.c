@@ -113,7 +113,7 @@ void heap_spans_freed(heap_t *h, unsigned flags)
 {
     if ((flags & SPAN_FIRST_DIRTY) && atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed) == 0) {
         atomic_store_explicit(&h->dirty_since_ms, os_now_ms(), memory_order_relaxed);
-        os_event_signal(&decay_work);
+        os_event_signal(&decay_work, false);
     }
     if (!(flags & SPAN_SEGMENT_EMPTY))
         return;

@@ -231,9 +231,11 @@ static inline bool side_is_allocated(const page_t *pg, unsigned v)
 }
 
 /* ---- the event that wakes the purger (os.c) ---- */
+enum { EVENT_NOT_WAITING = 0, EVENT_WAITING_ANY = 1, EVENT_WAITING_URGENT = 2 };
 typedef struct event {
     _Atomic uint32_t seq;      /* futex word: bumped by every signal that finds a waiter */
-    _Atomic int waiting;       /* a thread is between os_event_prepare and os_event_done */
+    _Atomic int waiting;       /* EVENT_WAITING_*: a thread is between os_event_prepare and
+                                  os_event_done, woken by any signal or by urgent ones only */
 } event_t;
 
 #endif

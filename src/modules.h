@@ -24,13 +24,15 @@ uint64_t os_now_ms(void) INTERNAL;
 void os_write_stderr(const char *s, size_t n) INTERNAL;
 bool os_random_bytes(void *out, size_t n) INTERNAL;
 size_t os_address_space_left(void) INTERNAL;   /* under RLIMIT_AS; SIZE_MAX without one */
-/* An event a thread sleeps on without a timeout: the sleeper calls prepare, checks for
- * work, waits if there is none, then done; a signaller publishes its work first.  The
- * seq_cst `waiting` store and the signaller's fence make one of them see the other. */
-uint32_t os_event_prepare(event_t *e) INTERNAL;
-void os_event_wait(event_t *e, uint32_t seq) INTERNAL;
+/* An event a thread sleeps on: the sleeper calls prepare, checks for work, waits if
+ * there is none (with a timeout or without), then done; a signaller publishes its work
+ * first.  The fences after the sleeper's `waiting` store and before the signaller's load
+ * make one of them see the other.  A sleeper may ask to be woken by urgent signals only
+ * (the purger's timed sleep: thread exits and option changes, not new dirty memory). */
+uint32_t os_event_prepare(event_t *e, bool urgent_only) INTERNAL;
+void os_event_wait(event_t *e, uint32_t seq, long timeout_ms) INTERNAL;   /* < 0: no limit */
 void os_event_done(event_t *e) INTERNAL;
-void os_event_signal(event_t *e) INTERNAL;     /* cheap when nobody waits: a fence and a load */
+void os_event_signal(event_t *e, bool urgent) INTERNAL;   /* cheap when nobody waits: a fence and a load */
 extern event_t decay_work INTERNAL;            /* the decay has work, or what it depends on changed */
 
 /* ---- diag.c: fatal diagnostics and the invalid-parameter protocol ---- */

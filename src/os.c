@@ -264,17 +264,22 @@ size_t os_address_space_left(void)
 
 event_t decay_work;
 
-uint32_t os_event_prepare(event_t *e)
+uint32_t os_event_prepare(event_t *e, bool urgent_only)
 {
     uint32_t seq = atomic_load(&e->seq);
-    atomic_store(&e->waiting, 1);   /* seq_cst: ordered before the caller's look for work */
+    atomic_store(&e->waiting, urgent_only ? EVENT_WAITING_URGENT : EVENT_WAITING_ANY);
+    atomic_thread_fence(memory_order_seq_cst);   /* the store before the caller's look for work
+                                                    (a seq_cst store alone does not order later
+                                                    relaxed loads on arm64) */
     return seq;
 }
 
-/* Sleep until a signal after os_event_prepare (or a spurious return). */
-void os_event_wait(event_t *e, uint32_t seq)
+/* Sleep until a signal after os_event_prepare, for at most timeout_ms (negative: no
+ * limit), or a spurious return. */
+void os_event_wait(event_t *e, uint32_t seq, long timeout_ms)
 {
-    syscall(SYS_futex, &e->seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+    struct timespec ts = { timeout_ms / 1000, (timeout_ms % 1000) * 1000000L };
+    syscall(SYS_futex, &e->seq, FUTEX_WAIT_PRIVATE, seq, timeout_ms < 0 ? NULL : &ts, NULL, 0);
 }
 
 void os_event_done(event_t *e)
@@ -282,10 +287,11 @@ void os_event_done(event_t *e)
     atomic_store(&e->waiting, 0);
 }
 
-void os_event_signal(event_t *e)
+void os_event_signal(event_t *e, bool urgent)
 {
     atomic_thread_fence(memory_order_seq_cst);   /* the work published before this is seen */
-    if (atomic_load_explicit(&e->waiting, memory_order_relaxed)) {
+    int waiting = atomic_load_explicit(&e->waiting, memory_order_relaxed);
+    if (waiting == EVENT_WAITING_ANY || (urgent && waiting == EVENT_WAITING_URGENT)) {
         atomic_fetch_add(&e->seq, 1);
         syscall(SYS_futex, &e->seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     }

@@ -4,9 +4,10 @@
  * heap is claimed are gathered into one batch and handed over with one call before the
  * claim ends; single ranges and whole mappings go at once.  Only what was resident
  * counts as released (mincore(2) asks first), so a range that an earlier trim already
- * gave back is neither released again nor counted again: `released` in the statistics,
- * crtheap_trim's result and malloc_trim's answer say what really left RSS.  (A page
- * the kernel swapped out reads as not resident and is left to the swap.)
+ * gave back is not counted again: `released` in the statistics, crtheap_trim's result
+ * and malloc_trim's answer say what really left RSS.  Every range is released all the
+ * same: a page the kernel swapped out reads as not resident, yet still holds data that
+ * a slice marked clean (known zero) must not keep.
  *
  * Below page.c and segment.c, above os.c only. */
 #define _GNU_SOURCE
@@ -37,14 +38,12 @@ void release_flush(release_batch_t *batch)
 }
 
 /* Release [start, end) with the batch (NULL: at once); adjacent ranges merge.  Returns
- * the bytes of it that were resident; nothing is done for a range with none. */
+ * the bytes of it that were resident. */
 size_t release_range(release_batch_t *batch, uintptr_t start, uintptr_t end)
 {
     if (end <= start)
         return 0;
     size_t resident = os_resident_bytes((void *)start, end - start);
-    if (resident == 0)
-        return 0;
     if (!batch) {
         if (os_release((void *)start, end - start) != 0) {
             release_note_error(errno);

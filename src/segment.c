@@ -417,7 +417,7 @@ void segment_free_huge(segment_t *seg)
     }
     pthread_mutex_unlock(&huge_mutex);
     if (!seg)
-        os_event_signal(&decay_work);   /* a cached block waits for the decay */
+        os_event_signal(&decay_work, false);   /* a cached block waits for the decay */
     if (seg) {
         registry_lock();
         registry_remove(seg);

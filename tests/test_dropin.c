@@ -481,6 +481,50 @@ START_TEST(t_purger_invisible)
 }
 END_TEST
 
+static void *exit_soon(void *arg)
+{
+    enum { N = 500, SIZE = 20000 };   /* memory for the decay, waiting the whole (long) delay */
+    unsigned char *blocks[N];
+    for (int i = 0; i < N; i++) {
+        blocks[i] = malloc(SIZE);
+        if (!blocks[i])
+            _exit(4);
+        memset(blocks[i], i & 0xff, SIZE);
+    }
+    for (int i = 0; i < N; i++) {
+        if (blocks[i][SIZE - 1] != (i & 0xff))
+            _exit(5);
+        free(blocks[i]);
+    }
+    sleep_ms(100);
+    pthread_exit(arg);
+}
+
+/* A process whose threads all call pthread_exit ends when the last one does, even while
+ * the purger sleeps a long purge delay with memory waiting: a thread's exit wakes it. */
+START_TEST(t_purger_never_holds_exit)
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(20);
+        crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, 600000);   /* ten minutes */
+        pthread_t t;
+        if (pthread_create(&t, NULL, exit_soon, NULL) != 0)
+            _exit(3);
+        churn_some_memory();
+        pthread_exit(NULL);   /* the main thread first; the other follows */
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int status = wait_child(pid, 15, "all threads pthread_exit with a long purge delay");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+    ck_assert_msg(took < 10, "the process took %.1f s to end after its last thread", took);
+}
+END_TEST
+
 /* A program that blocks SIGTERM in its threads and reads it from a signalfd keeps it:
  * the purger, started before the mask was set, does not take it. */
 START_TEST(t_purger_leaves_signals_alone)
@@ -908,6 +952,7 @@ int main(void)
     add_case(s, "purger_single", t_no_purger_in_single_thread, 30);
     add_case(s, "purger_invisible", t_purger_invisible, 30);
     add_case(s, "purger_signals", t_purger_leaves_signals_alone, 30);
+    add_case(s, "purger_exit", t_purger_never_holds_exit, 30);
     add_case(s, "purger_off", t_purger_option_off, 30);
     add_case(s, "enomem", t_enomem_in_errno, 30);
     add_case(s, "impossible", t_impossible_size_fails_at_once, 30);
