@@ -97,6 +97,11 @@ if [ -n "$lib" ]; then
     echo "== real programs under LD_PRELOAD=$lib"
     run_script real-programs "$here/real-programs.sh" "$lib"
 fi
+# ... and under the debug build: a real program that breaks an invariant aborts.
+if [ -n "$lib" ] && [ -n "$debug_dir" ] && [ -e "$debug_dir/libcrtheap.so.0" ]; then
+    echo "== real programs under LD_PRELOAD=$debug_dir/libcrtheap.so.0 (assertions on)"
+    run_script real-programs-debug "$here/real-programs.sh" "$debug_dir/libcrtheap.so.0"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
