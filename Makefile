@@ -45,16 +45,21 @@ demo: build/crtheap-demo build/libcrtheap.so
 	@echo
 	@LD_PRELOAD=$(CURDIR)/build/libcrtheap.so build/crtheap-demo
 
-build/crtheap.pc: crtheap.pc.in Makefile
+build/%.pc: %.pc.in Makefile
+	@mkdir -p build
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-install: all build/crtheap.pc
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man3
+# crtheap-msvc.pc points ported Windows code at include/crtheap/msvc/malloc.h, which adds
+# the Microsoft runtime's <malloc.h> declarations to the system's.
+install: all build/crtheap.pc build/crtheap-msvc.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man3 \
+		$(DESTDIR)$(PREFIX)/include/crtheap/msvc
 	install -m 644 build/libcrtheap.so.$(VERSION) build/libcrtheap.a $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libcrtheap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf libcrtheap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcrtheap.so
 	install -m 644 include/crtheap.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 build/crtheap.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 build/crtheap.pc build/crtheap-msvc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 include/crtheap/msvc/malloc.h $(DESTDIR)$(PREFIX)/include/crtheap/msvc/
 	if ls man/man3/*.3 >/dev/null 2>&1; then install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/; fi
 
 # Static checks; each can fail: cppcheck, clang-tidy (any warning fails), and the layer

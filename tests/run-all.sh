@@ -84,6 +84,12 @@ run_script() { # name script args...
     fi
 }
 
+# Windows code that includes <malloc.h> and calls the CRT heap functions, compiled as is.
+if [ -x "$bin/ported_windows" ]; then
+    echo "== a Windows source file compiled unchanged (<malloc.h> from include/crtheap/msvc)"
+    if "$bin/ported_windows"; then tally ported-windows 1 0; else tally ported-windows 0 1; fi
+fi
+
 if [ -x "$bin/tsan_trim" ]; then
     echo "== _heapmin racing malloc/free under ThreadSanitizer"
     run_script tsan "$here/run-tsan.sh" "$bin/tsan_trim"

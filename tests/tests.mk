@@ -31,7 +31,7 @@ TEST_PROGRAMS  := $(TEST_BIN)/test_api $(TEST_BIN)/test_threads $(TEST_BIN)/test
                   $(addprefix $(TEST_BIN)/death/,$(DEATH_PROGRAMS)) \
                   $(if $(CRTHEAP_LIB),$(TEST_BIN)/test_api_static $(TEST_BIN)/test_crt $(TEST_BIN)/test_trim \
                                       $(TEST_BIN)/test_dropin $(TEST_BIN)/probe_options $(TEST_BIN)/tsan_trim \
-                                      $(TEST_BIN)/asan_trim)
+                                      $(TEST_BIN)/asan_trim $(TEST_BIN)/ported_windows)
 
 .PHONY: test test-build test-glibc test-deps
 
@@ -62,6 +62,11 @@ $(TEST_BIN)/test_dropin: TEST_CFLAGS += -DPROBE_DIR='"$(abspath $(TEST_BIN))"'
 $(TEST_BIN)/probe_options: tests/probe_options.c tests/tests.mk $(TEST_LIBDEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) $< -o $@ $(CRTHEAP_LIB)
+
+# A file written for the Microsoft runtime, compiled unchanged against crtheap's <malloc.h>.
+$(TEST_BIN)/ported_windows: tests/ported_windows.c include/crtheap/msvc/malloc.h include/crtheap.h $(TEST_LIBDEPS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra $(WERROR) -Iinclude/crtheap/msvc -Iinclude $< -o $@ $(CRTHEAP_LIB)
 
 # The same API tests with the static library linked into the program.
 $(TEST_BIN)/test_api_static: tests/test_api.c tests/common.h tests/tests.mk build/libcrtheap.a
