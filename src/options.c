@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define PURGE_DELAY_DEFAULT_MS 100
 #define PURGE_DELAY_MAX_MS     (24L * 3600 * 1000)   /* a day: longer is "never" (-1) */
@@ -68,6 +69,20 @@ static void option_from_env(struct option_desc *o)
     }
 }
 
+/* CRTHEAP_VERBOSE=1: every option, its value and where it came from, once, when the
+ * environment is read ("crtheap: option CRTHEAP_PURGE_DELAY_MS = 100 (default)"). */
+static void options_show(void)
+{
+    static const char *const from[] = { "default", "environment", "crtheap_option_set" };
+    for (int i = 0; i < CRTHEAP_OPTION_COUNT; i++) {
+        char line[160];
+        int n = snprintf(line, sizeof line, "crtheap: option %s = %ld (%s)\n", options[i].env, *options[i].slot,
+                         from[options[i].source]);
+        if (n > 0)
+            os_write_stderr(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    }
+}
+
 static _Atomic int options_state;   /* 0 not read, 1 reading, 2 read */
 
 /* Read the environment once; every entry point that needs an option calls this. */
@@ -84,6 +99,11 @@ void options_init(void)
     int saved = errno;
     for (int i = 0; i < CRTHEAP_OPTION_COUNT; i++)
         option_from_env(&options[i]);
+    const char *verbose = getenv("CRTHEAP_VERBOSE");
+    if (verbose && strcmp(verbose, "1") == 0)
+        options_show();
+    else if (verbose && *verbose && strcmp(verbose, "0") != 0)
+        warn_option("CRTHEAP_VERBOSE", verbose, "not 0 or 1", 0);
     errno = saved;
     atomic_store(&options_state, 2);
 }
@@ -97,9 +117,9 @@ int option_store(unsigned option, long value)
         errno = EINVAL;
         return -1;
     }
-    options_init();
     *options[option].slot = value;
-    options[option].source = FROM_API;
+    options[option].source = FROM_API;   /* first: the environment then leaves it alone */
+    options_init();
     return 0;
 }
 
