@@ -98,6 +98,10 @@ int main(void)
         pthread_create(&threads[t], NULL, worker, (void *)(intptr_t)t);
     pthread_barrier_wait(&built);
     long built_kib = anonymous_kib();
+    size_t allocated = 0;
+    for (int t = 0; t < THREADS; t++)
+        for (int i = 0; i < BLOCKS_PER_THREAD; i++)
+            allocated += slots[t][i].n;
     pthread_barrier_wait(&freed);
     size_t live = 0;
     for (int t = 0; t < THREADS; t++)
@@ -109,12 +113,19 @@ int main(void)
     int rc = heapmin ? heapmin() : malloc_trim(0);
     double took = seconds() - t0;
     long after = anonymous_kib();
-    printf("== %s: %d threads built %.0f MiB, freed 90%% (half across threads), threads idle ==\n", who,
-           THREADS, built_kib / 1024.0);
-    printf("  live bytes            %8.1f MiB\n", live / 1048576.0);
+    printf("== %s: %d threads allocated %.0f MiB in blocks of 16 B-260 KiB, freed 90%% (half of it\n"
+           "   each other's blocks) and stay idle while the main thread trims ==\n", who, THREADS,
+           allocated / 1048576.0);
+    printf("  RSS when built        %8.1f MiB  (blocks plus the allocator's own memory)\n", built_kib / 1024.0);
+    printf("  live bytes            %8.1f MiB  (what the program still holds)\n", live / 1048576.0);
     printf("  RSS before trim       %8.1f MiB  (%.2fx live)\n", before / 1024.0, before * 1024.0 / live);
-    printf("  RSS after %-11s %8.1f MiB  (%.2fx live)  in %.1f ms, returned %d\n",
-           heapmin ? "_heapmin" : "malloc_trim", after / 1024.0, after * 1024.0 / live, took * 1e3, rc);
+    printf("  RSS after %-11s %8.1f MiB  (%.2fx live)  in %.1f ms, returned %d (%s)\n",
+           heapmin ? "_heapmin" : "malloc_trim", after / 1024.0, after * 1024.0 / live, took * 1e3, rc,
+           heapmin ? "_heapmin: 0 is success" : "malloc_trim: 1 if memory was released");
+    if (heapmin)
+        printf("  (crtheap keeps freed memory for reuse until the purge delay passes, 100 ms by default,\n"
+               "   so RSS before the trim, made right after the frees, is still what was built; glibc\n"
+               "   gives some back as blocks are freed)\n");
     crtheap_stats_t st;
     if (get_stats && get_stats(&st) == 0)
         printf("  crtheap_get_stats: %zu heaps, %zu segments, %.1f MiB in use, %.1f MiB committed,\n"
