@@ -54,6 +54,22 @@ machine_description() {
     done
 }
 
+# valgrind_ready SCRIPT PROGRAM: exit with a message unless valgrind and PROGRAM are
+# there; then make WORK, a scratch directory removed at exit (callgrind.sh, cachegrind.sh).
+valgrind_ready() {
+    if ! command -v valgrind >/dev/null; then
+        echo "$1: valgrind is not installed (bench/install-deps.sh installs it)"
+        exit 1
+    fi
+    if [ ! -x "$2" ]; then
+        echo "$1: $2 is missing; run 'make bench-build'"
+        exit 1
+    fi
+    WORK=$(mktemp -d)
+    # shellcheck disable=SC2064 # WORK is expanded now, on purpose
+    trap "rm -rf '$WORK'" EXIT
+}
+
 # measure_run KEY ALLOC LOG REPORT CMD...: run CMD under ALLOC through $BIN/measure (at
 # most $TIMEOUT s, output to LOG, measure's "wall_s= maxrss_kib= status=" line to REPORT),
 # unless ALLOC's library is missing or KEY.ALLOC failed in an earlier run (the caller's

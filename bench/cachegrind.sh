@@ -16,16 +16,7 @@ export BENCH_ROOT; BENCH_ROOT=$(pwd)
 STEPS=${CACHEGRIND_STEPS:-200000}
 PROGRAM=build/bench/touch_churn
 BASE_STEPS=20000000   # touch_churn's steps at scale 1
-if ! command -v valgrind >/dev/null; then
-    echo "cachegrind.sh: valgrind is not installed"
-    exit 1
-fi
-if [ ! -x "$PROGRAM" ]; then
-    echo "cachegrind.sh: $PROGRAM is missing; run 'make bench-build'"
-    exit 1
-fi
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+valgrind_ready cachegrind.sh "$PROGRAM"
 
 # "Ir D1miss LLmiss" of the allocator's share of one run of `steps` steps, or nothing.
 events() {

@@ -12,16 +12,7 @@ export BENCH_ROOT; BENCH_ROOT=$(pwd)
 PAIRS=${CALLGRIND_PAIRS:-1000000}
 SIZE=${CALLGRIND_SIZE:-32}
 PROGRAM=build/bench/fastpath
-if ! command -v valgrind >/dev/null; then
-    echo "callgrind.sh: valgrind is not installed (bench/install-deps.sh installs it)"
-    exit 1
-fi
-if [ ! -x "$PROGRAM" ]; then
-    echo "callgrind.sh: $PROGRAM is missing; run 'make bench-build'"
-    exit 1
-fi
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+valgrind_ready callgrind.sh "$PROGRAM"
 
 # Total instructions of one run, or nothing if it failed.
 instructions() {

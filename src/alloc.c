@@ -54,7 +54,7 @@ static page_t *alloc_refill(heap_t *h, unsigned bin)
     }
     heap_drain_remote(h);
     decay_if_due(h);
-    return heap_refill(h, bin);
+    return heap_find_page(h, bin);
 }
 
 /* A block of class `bin` (heap entered by the caller). */
@@ -264,12 +264,6 @@ static inline size_t block_requested(const page_t *pg, unsigned v)
  * malloc(0) records it). */
 #define FREE_UNSIZED SIZE_MAX
 
-static __attribute__((noinline, cold, noreturn)) void free_size_mismatch(const void *p, const char *call,
-                                                                        size_t given, size_t requested)
-{
-    fatal_size_mismatch(call, p, given, requested);
-}
-
 /* Free of a block that is not the calling thread's (or fails the fast checks). */
 static __attribute__((noinline)) void free_generic(void *p, const char *call, size_t sized)
 {
@@ -277,7 +271,7 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call, si
     unsigned side;
     page_t *pg = checked_page(p, call, &i, &side);
     if (sized != FREE_UNSIZED && sized != block_requested(pg, side))
-        free_size_mismatch(p, call, sized, block_requested(pg, side));
+        fatal_size_mismatch(call, p, sized, block_requested(pg, side));
     int byte = atomic_load_explicit(&option_perturb_byte, memory_order_relaxed);
     if (unlikely(byte != 0))
         perturb_freed(pg, p, byte);
@@ -335,7 +329,7 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
     if (sized != FREE_UNSIZED) {   /* constant-folded away in plain free */
         size_t requested = block_requested(pg, wide ? *side16 : *side8);
         if (unlikely(sized != requested))
-            free_size_mismatch(p, call, sized, requested);
+            fatal_size_mismatch(call, p, sized, requested);
     }
     heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
     if (owner != h || unlikely(h == NULL)) {   /* another thread's, or this one has no heap */
@@ -376,10 +370,9 @@ size_t crt_usable_size(const void *p, const char *call)
 size_t crt_requested_size(const void *p, const char *call)
 {
     uint32_t i;
-    page_t *pg = crt_checked_page(p, call, &i);
-    if (pg->bin == BIN_LARGE)
-        return pg->large_requested;
-    return pg->block_size - (side_get(pg, i) - 1);
+    unsigned side;
+    page_t *pg = checked_page(p, call, &i, &side);
+    return block_requested(pg, side);
 }
 
 /* Resize p; in_place_only (for _expand) never moves it and returns NULL instead. */
@@ -393,7 +386,8 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
     /* stay put when the block fits and is not more than twice too big */
     bool stay = n <= usable && (in_place_only || n > usable / 2 || usable <= MIN_BLOCK);
     if (pg->bin == BIN_LARGE) {
-        if (stay || (n > usable && segment_of(p)->kind == SEGMENT_HUGE && segment_grow_huge(segment_of(p), n))) {
+        segment_t *seg = segment_of(p);
+        if (stay || (n > usable && seg->kind == SEGMENT_HUGE && segment_grow_huge(seg, n))) {
             pg->large_requested = n;
             return p;
         }

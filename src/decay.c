@@ -95,8 +95,6 @@ static bool decay_has_work(void)
     return huge_cache_pending();
 }
 
-static void purger_start(void);
-
 static void *purger_main(void *arg)
 {
     (void)arg;
@@ -116,14 +114,14 @@ static void *purger_main(void *arg)
     atomic_store(&purger_state, 0);
     /* a thread that started meanwhile may have seen it running: look once more */
     if (purger_allowed())
-        purger_start();
+        decay_start_purger();
     return NULL;
 }
 
 /* Start the purger if it is allowed and not running.  Only from an allocation slow path
  * while the caller's heap is not entered — never from free(): glibc frees a joined
  * thread's TLS while holding the stack-cache lock that pthread_create needs. */
-static void purger_start(void)
+void decay_start_purger(void)
 {
     int expected = 0;
     if (!purger_allowed() || !atomic_compare_exchange_strong(&purger_state, &expected, 1))
@@ -151,12 +149,6 @@ bool decay_wants_purger(heap_t *h, bool large_block)
         return false;
     return large_block || atomic_load_explicit(&h->dirty_since_ms, memory_order_relaxed) ||
            registry_segment_count() >= PURGER_MIN_SEGMENTS;
-}
-
-/* Start it (the caller's heap not entered: creating a thread may allocate). */
-void decay_start_purger(void)
-{
-    purger_start();
 }
 
 void decay_fork_child(void)

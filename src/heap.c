@@ -294,8 +294,10 @@ static page_t *heap_new_page(heap_t *h, unsigned bin)
     return pg;
 }
 
-/* A page of class `bin` with a free block at the front of its queue, or NULL. */
-static page_t *heap_find_page(heap_t *h, unsigned bin)
+/* A page of class `bin` with a free block at the front of its queue, made if none has
+ * one; NULL (ENOMEM) when the OS has no memory left.  The caller (alloc.c's refill)
+ * drains the remote frees and takes the decay's turn first. */
+page_t *heap_find_page(heap_t *h, unsigned bin)
 {
     page_queue_t *q = &h->queues[bin];
     page_t *pg = q->first;
@@ -315,15 +317,6 @@ static page_t *heap_find_page(heap_t *h, unsigned bin)
         pg = next;
     }
     return heap_new_page(h, bin);
-}
-
-/* The class queue ran dry: take in remote frees, then find or make a page with a free
- * block.  NULL (ENOMEM) when the OS has no memory left.  (The decay's turn on this path
- * is taken by the caller, alloc.c, before it.) */
-page_t *heap_refill(heap_t *h, unsigned bin)
-{
-    heap_drain_remote(h);
-    return heap_find_page(h, bin);
 }
 
 void *heap_malloc_large(heap_t *h, size_t n, size_t alignment)

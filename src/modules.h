@@ -240,7 +240,7 @@ bool heap_add_donated(heap_t *h, uintptr_t start, uintptr_t end) INTERNAL;
 bool heap_release_segment_if_empty(heap_t *h, segment_t *seg, size_t *released) INTERNAL;
 void heap_spans_freed(heap_t *h, unsigned flags) INTERNAL;
 void heap_retire_empty_pages(heap_t *h, bool idle_only) INTERNAL;
-page_t *heap_refill(heap_t *h, unsigned bin) INTERNAL;
+page_t *heap_find_page(heap_t *h, unsigned bin) INTERNAL;   /* a class page with a free block */
 void *heap_malloc_large(heap_t *h, size_t n, size_t alignment) INTERNAL;
 void heap_drain_remote(heap_t *h) INTERNAL;
 void heap_free_owned(heap_t *h, page_t *pg, void *p) INTERNAL;
