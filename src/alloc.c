@@ -16,24 +16,32 @@
 
 #define API __attribute__((visibility("default")))
 
-/* Take the first free block of `pg` for a request of n (>= 1) bytes. */
-static inline __attribute__((always_inline)) void *page_pop(page_t *pg, block_t *b, size_t n)
+/* A free list that leads outside its page or to a live block: reported from here, so
+ * that the fast path calls nothing and needs no stack frame. */
+static __attribute__((noinline, cold)) void *corrupted_free_list(block_t *b)
+{
+    fatal_pointer("malloc", b, "corrupted free list");
+}
+
+/* Take the first free block b of `pg` for a request of n (>= 1) bytes; NULL when the free
+ * list is corrupted (the caller reports it with corrupted_free_list). */
+static inline __attribute__((always_inline)) block_t *page_pop(page_t *pg, block_t *b, size_t n)
 {
     /* never follow a free list outside its page; never hand out a live block */
     uint32_t i = page_block_index(pg, b);
     if (unlikely((uintptr_t)b - (uintptr_t)pg->start >= pg->blocks_bytes))
-        fatal_pointer("malloc", b, "corrupted free list");
+        return NULL;
     crt_assert(pg->used < pg->capacity && pg->start + (size_t)i * pg->block_size == (uint8_t *)b);
     unsigned requested_code = (unsigned)(pg->block_size - n + 1);
     if (likely(!pg->side_wide)) {
         uint8_t *side = (uint8_t *)pg->side + i;
         if (unlikely(*side != SIDE8_FREE))
-            fatal_pointer("malloc", b, "corrupted free list");
+            return NULL;
         *side = (uint8_t)requested_code;
     } else {
         uint16_t *side = (uint16_t *)pg->side + i;
         if (unlikely(*side != SIDE16_FREE))
-            fatal_pointer("malloc", b, "corrupted free list");
+            return NULL;
         *side = (uint16_t)requested_code;
     }
     block_t *next = b->next;
@@ -68,7 +76,8 @@ static inline __attribute__((always_inline)) void *heap_alloc_bin(heap_t *h, uns
             return NULL;
         b = pg->free;
     }
-    return page_pop(pg, b, n);
+    void *p = page_pop(pg, b, n);
+    return likely(p != NULL) ? p : corrupted_free_list(b);
 }
 
 static void *malloc_generic(size_t n, size_t alignment);
@@ -99,6 +108,8 @@ static inline void *perturbed_if_asked(void *p, size_t n)
 /* The class ran dry (or the heap is claimed or diverted): everything else, then leave. */
 static __attribute__((noinline)) void *malloc_refill_and_leave(heap_t *h, unsigned bin, size_t n)
 {
+    if (h == &heap_none)   /* the thread's first allocation */
+        return malloc_generic(n, 0);
     if (atomic_load_explicit(&h->claim, memory_order_acquire) & CLAIM_HELD)   /* acquire: see the */
         heap_wait_unclaimed(h);                                                /* claimer's changes */
     void *p = heap_alloc_bin(h, bin, n);
@@ -109,16 +120,17 @@ static __attribute__((noinline)) void *malloc_refill_and_leave(heap_t *h, unsign
 static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
 {
     heap_t *h = tls_heap;
-    n += n == 0;
-    if (likely(h != NULL && n <= MEDIUM_MAX)) {
+    if (likely(n - 1 < MEDIUM_MAX)) {   /* malloc(0) takes the slow path */
         unsigned bin = bin_of(n);
-        if (unlikely(!heap_try_enter(h)))   /* a claimer may be changing the queues */
+        if (unlikely(!heap_try_enter(h)))   /* claimed, diverted, or no heap yet (heap_none) */
             return malloc_refill_and_leave(h, bin, n);
         page_t *pg = h->queues[bin].first;
         block_t *b = pg->free;
         if (unlikely(b == NULL))
             return malloc_refill_and_leave(h, bin, n);
         void *p = page_pop(pg, b, n);
+        if (unlikely(p == NULL))
+            return corrupted_free_list(b);
         heap_leave(h);
         return p;
     }
@@ -154,6 +166,7 @@ static void *malloc_failed(size_t n, size_t alignment)
 /* Slow path: first call of a thread, large and huge blocks, aligned blocks, no memory. */
 static void *malloc_generic(size_t n, size_t alignment)
 {
+    n += n == 0;
     if (unlikely(n >= REQUEST_IMPOSSIBLE))
         return malloc_failed(n, alignment);
     heap_t *h = heap_get_or_init();
@@ -275,9 +288,9 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call, si
     int byte = atomic_load_explicit(&option_perturb_byte, memory_order_relaxed);
     if (unlikely(byte != 0))
         perturb_freed(pg, p, byte);
-    heap_t *h = tls_heap;
+    heap_t *h = tls_heap;   /* heap_none owns no page */
     heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
-    if (h != NULL && owner == h) {
+    if (owner == h) {
         heap_enter(h);
         side_set(pg, i, side_free_value(pg));
         heap_free_owned(h, pg, p);   /* the same free-into-own-page as the fast path's */
@@ -305,34 +318,25 @@ static __attribute__((noinline)) void free_claimed(heap_t *h, void *p, const cha
     free_generic(p, call, FREE_UNSIZED);   /* a sized free checked the size already */
 }
 
-static inline __attribute__((always_inline)) void free_fast(void *p, const char *call, size_t sized)
+/* The rest of free's fast path for a page whose side entries are `wide` (a constant in
+ * each of the two copies, so neither tests the width again): check the side entry, then
+ * free into the caller's own page or queue the block for its owner. */
+static inline __attribute__((always_inline)) void free_fast_on(heap_t *h, page_t *pg, void *p, uint32_t i, bool wide,
+                                                               const char *call, size_t sized)
 {
-    uintptr_t a = (uintptr_t)p;
-    heap_t *h = tls_heap;
-    if (unlikely(a >> ADDRESS_BITS != 0 || !segment_bit_test(a))) {
-        if (p)
-            free_generic(p, call, sized);
-        return;
-    }
-    segment_t *seg = (segment_t *)(a & ~SEGMENT_MASK);
-    page_t *pg = &seg->pages[(a & SEGMENT_MASK) >> SLICE_SHIFT];   /* base == seg here */
-    pg -= pg->slice_offset;
-    uint32_t i = page_block_index(pg, p);
-    /* a page in use (a free slice has capacity 0), a block start, a live block */
-    if (unlikely(i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (uint8_t *)p))
-        return free_generic(p, call, sized);
     uint8_t *side8 = (uint8_t *)pg->side + i;
     uint16_t *side16 = (uint16_t *)pg->side + i;
-    bool wide = pg->side_wide;
-    if (unlikely(wide ? (uint16_t)(*side16 - 1) >= SIDE16_REMOTE - 1 : (uint8_t)(*side8 - 1) >= SIDE8_REMOTE - 1))
+    unsigned v = wide ? *side16 : *side8;
+    /* a live block: neither 0 (unlisted) nor FREE nor REMOTE */
+    if (unlikely(wide ? (uint16_t)(v - 1) >= SIDE16_REMOTE - 1 : (uint8_t)(v - 1) >= SIDE8_REMOTE - 1))
         return free_generic(p, call, sized);   /* reports the double free */
     if (sized != FREE_UNSIZED) {   /* constant-folded away in plain free */
-        size_t requested = block_requested(pg, wide ? *side16 : *side8);
+        size_t requested = block_requested(pg, v);
         if (unlikely(sized != requested))
             fatal_size_mismatch(call, p, sized, requested);
     }
     heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
-    if (owner != h || unlikely(h == NULL)) {   /* another thread's, or this one has no heap */
+    if (owner != h) {   /* another thread's (heap_none, a thread without a heap, owns none) */
         if (unlikely(owner == NULL || atomic_load_explicit(&option_perturb_byte, memory_order_relaxed)))
             return free_generic(p, call, FREE_UNSIZED);   /* a huge block (no owner), or M_PERTURB */
         if (wide)   /* another thread's block: mark it queued, one push onto its heap */
@@ -343,13 +347,37 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
     }
     if (unlikely(!heap_try_enter(h)))
         return free_claimed(h, p, call);
-    if (likely(!wide))
-        *side8 = SIDE8_FREE;
-    else
+    if (wide)
         *side16 = SIDE16_FREE;
+    else
+        *side8 = SIDE8_FREE;
     if (unlikely(page_free_block(h, pg, p)))
         return free_page_slow_and_leave(h, pg);
     heap_leave(h);
+}
+
+static inline __attribute__((always_inline)) void free_fast(void *p, const char *call, size_t sized)
+{
+    uintptr_t a = (uintptr_t)p;
+    heap_t *h = tls_heap;
+    if (unlikely(!segment_bit_test(a))) {
+        if (p)
+            free_generic(p, call, sized);
+        return;
+    }
+    /* the slice's descriptor in the header at the segment's base (a normal or huge
+     * segment: its bit is set), then the page's head descriptor */
+    _Static_assert(sizeof(page_t) == 1u << 7, "descriptor offsets by shift");
+    page_t *pg = (page_t *)((a & ~SEGMENT_MASK) + ((a >> (SLICE_SHIFT - 7)) & ((SEGMENT_SLICES - 1) << 7)));
+    pg -= pg->slice_offset;
+    uint32_t i = page_block_index(pg, p);
+    /* a page in use (a free slice has capacity 0), a block start, a live block */
+    if (unlikely(i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (uint8_t *)p))
+        return free_generic(p, call, sized);
+    if (likely(!pg->side_wide))
+        free_fast_on(h, pg, p, i, false, call, sized);
+    else
+        free_fast_on(h, pg, p, i, true, call, sized);
 }
 
 void crt_free(void *p, const char *call) { free_fast(p, call, FREE_UNSIZED); }

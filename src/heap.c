@@ -7,7 +7,11 @@
 #include <errno.h>
 #include <string.h>
 
-__thread heap_t *tls_heap __attribute__((tls_model("initial-exec")));
+/* A thread without a heap of its own points at heap_none: diverted, its queues empty, so
+ * the fast paths need no NULL test and send such a thread to the slow path, which makes
+ * its heap (thread_heap() reads NULL for it).  No page is ever owned by heap_none. */
+heap_t heap_none = { .claim = CLAIM_DIVERT, .queues = { [0 ... BIN_COUNT] = { &empty_page, NULL } } };
+__thread heap_t *tls_heap __attribute__((tls_model("initial-exec"))) = &heap_none;
 
 /* ---- metadata: heaps and donated-segment headers, carved from 64 KiB chunks ---- */
 static uint8_t *meta_cursor, *meta_end;
@@ -313,7 +317,7 @@ page_t *heap_find_page(heap_t *h, unsigned bin)
             return pg;
         }
         page_queue_remove(q, pg);   /* full: back in the queue when a block comes free */
-        pg->in_full = 1;
+        pg->in_full = PAGE_IN_FULL;
         pg = next;
     }
     return heap_new_page(h, bin);

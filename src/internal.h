@@ -90,37 +90,49 @@ struct heap;
 /* A page descriptor lives in its segment's header, one per slice; the tail slices of a
  * multi-slice page point back to the head with slice_offset. */
 typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shift */
-    /* first cache line: the page's shape, read by every malloc and free (other threads'
-     * included) and written when the page is made (scan, fresh and the large fields also
-     * on slow paths), never by malloc's and free's fast paths: a thread freeing into this
-     * page does not take the line the owner writes on each operation */
+    /* first cache line: everything malloc's and free's fast paths read or write, so that
+     * an operation touches one line of metadata besides the side entry.  Other threads'
+     * frees read it too (shape and owner) while the owner writes free and used: a cross-
+     * thread free shares the line, as in mimalloc; a same-thread pair pays one line. */
     uint8_t *start;           /* first block; 64 KiB aligned for segment pages */
     void *side;               /* side table: uint8_t or uint16_t per block (inline_side for
                                  pages of at most INLINE_SIDE_MAX blocks) */
     uint64_t inv_block_size;  /* floor(2^INV_SHIFT / block_size) + 1: block index by multiply */
     size_t block_size;
     _Atomic(struct heap *) heap;  /* owner; read by other threads to route their frees */
-    size_t large_requested;   /* requested size of a BIN_LARGE block */
+    block_t *free;            /* owner's list of free blocks (inside the first blocks_bytes) */
     uint16_t capacity;        /* blocks the page holds (at most 4096: 16 B blocks, one slice) */
     uint8_t bin;              /* size class, BIN_LARGE, or 0 for a free slice (capacity 0 too) */
     uint8_t side_wide;        /* side entries are uint16_t */
-    uint8_t slice_count;      /* slices spanned (head descriptor) */
+    /* free's fast path decrements used_state as one signed word: it reads <= 0 exactly
+     * when the page emptied (used 0) or sits outside its queue (in_full's top bit), the
+     * two cases for the slow half, so one test covers both */
+    union {
+        struct {
+            uint16_t used;    /* blocks handed out, including ones queued as remote frees */
+            uint8_t zero;     /* always 0: keeps a decrement of used inside its 16 bits */
+            uint8_t in_full;  /* PAGE_IN_FULL: taken out of its queue, it had no free block */
+        };
+        int32_t used_state;
+    };
+    uint32_t blocks_bytes;    /* capacity * block_size: where the blocks end */
     uint8_t slice_offset;     /* tail descriptor: distance back to the head */
+    uint8_t slice_count;      /* slices spanned (head descriptor) */
     uint8_t large_side;       /* the side entry of a BIN_LARGE page's one block */
     uint8_t fresh;            /* memory known to be zero (new or released) */
-    uint32_t blocks_bytes;    /* capacity * block_size: where the blocks end */
-    uint32_t scan;            /* where to look next for unlisted blocks */
-    /* second cache line: the owner's (malloc's and free's writes, the queue) */
-    block_t *free;            /* owner's list of free blocks (inside the first blocks_bytes) */
-    uint16_t used;            /* blocks handed out, including ones queued as remote frees */
-    uint8_t in_full;          /* taken out of its queue because it had no free block */
+    /* second cache line: slow paths only (refill, queue changes, large blocks) */
+    size_t large_requested;   /* requested size of a BIN_LARGE block */
+    uint16_t unlisted;        /* free blocks in no list (side entry 0): fresh or released */
+    uint16_t scan;            /* where to look next for unlisted blocks */
     uint8_t emptied;          /* became empty since the last decay pass: in use, not idle */
-    uint32_t unlisted;        /* free blocks in no list (side entry 0): fresh or released */
     struct page *next, *prev; /* class queue */
     /* the side table of a page of few (large) blocks: in the header, no OS page of its own */
     uint16_t inline_side[INLINE_SIDE_MAX];
 } page_t;
-_Static_assert(offsetof(page_t, free) == 64, "the owner's fields start the second cache line");
+_Static_assert(offsetof(page_t, large_requested) == 64, "the fast paths' fields fill the first cache line");
+#define PAGE_IN_FULL 0x80u    /* in_full's value: the sign bit of used_state */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(page_t, in_full) == offsetof(page_t, used_state) + 3,
+               "in_full is the top byte of used_state");
 _Static_assert(sizeof(page_t) == 128, "page descriptors index by shift");
 
 enum segment_kind { SEGMENT_NORMAL = 1, SEGMENT_HUGE = 2, SEGMENT_DONATED = 3 };

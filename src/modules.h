@@ -101,16 +101,20 @@ static inline bool segment_outside_slot(const segment_t *seg)
 {
     return seg->kind == SEGMENT_DONATED || (seg->kind == SEGMENT_HUGE && seg->pages[1].start >= (uint8_t *)seg + SEGMENT_SIZE);
 }
+/* Is address a in a normal or huge segment (its 4 MiB unit's bit set)?  Any value of a:
+ * one above the user address space is not. */
 static inline bool segment_bit_test(uintptr_t a)
 {
     uintptr_t i = a >> SEGMENT_SHIFT;
-    return __atomic_load_n(&segment_bitmap[i >> 6], __ATOMIC_RELAXED) & (1ull << (i & 63));
+    if (i >= (uintptr_t)1 << (ADDRESS_BITS - SEGMENT_SHIFT))
+        return false;
+    return __atomic_load_n(&segment_bitmap[i >> 6], __ATOMIC_RELAXED) >> (i & 63) & 1;
 }
 /* The segment holding p, or NULL when p is not crtheap memory. */
 static inline segment_t *segment_of(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    if (likely(a >> ADDRESS_BITS == 0 && segment_bit_test(a)))
+    if (likely(segment_bit_test(a)))
         return (segment_t *)(a & ~SEGMENT_MASK);
     if (unlikely(atomic_load_explicit(&donated_count, memory_order_relaxed) != 0))
         return donated_segment_of(p);
@@ -187,7 +191,9 @@ static inline __attribute__((always_inline)) bool page_free_block(heap_t *h, pag
     b->next = pg->free;
     pg->free = b;
     (void)h;
-    if (likely(--pg->used != 0 && !pg->in_full))
+    int32_t state = pg->used_state - 1;   /* --used; negative while in_full */
+    pg->used_state = state;
+    if (likely(state > 0))
         return false;
     if (!pg->in_full && !pg->next && !pg->prev && pg->bin != BIN_LARGE) {
         pg->emptied = 1;   /* the class's only page stays: page_free_block_slow's first rule */
@@ -234,7 +240,14 @@ static inline void heap_leave(heap_t *h)
 }
 
 /* ---- heap.c: a thread's heap ---- */
-extern __thread heap_t *tls_heap INTERNAL;
+extern __thread heap_t *tls_heap INTERNAL;   /* &heap_none until the thread's first allocation */
+extern heap_t heap_none INTERNAL;
+/* The calling thread's heap, or NULL when it has none yet (or any more). */
+static inline heap_t *thread_heap(void)
+{
+    heap_t *h = tls_heap;
+    return h == &heap_none ? NULL : h;
+}
 heap_t *heap_acquire(void) INTERNAL;
 bool heap_add_donated(heap_t *h, uintptr_t start, uintptr_t end) INTERNAL;
 bool heap_release_segment_if_empty(heap_t *h, segment_t *seg, size_t *released) INTERNAL;

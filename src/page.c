@@ -39,7 +39,7 @@ void page_init(page_t *pg, unsigned bin)
     pg->side_wide = width == 2;
     pg->capacity = (uint16_t)cap;
     pg->blocks_bytes = (uint32_t)(cap * bs);
-    pg->unlisted = (uint32_t)cap;
+    pg->unlisted = (uint16_t)cap;
     pg->scan = 0;
     pg->used = 0;
     pg->free = NULL;

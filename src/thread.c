@@ -40,7 +40,7 @@ static void global_init(void)
  * busy: it takes heaps_mutex. */
 heap_t *heap_get_or_init(void)
 {
-    heap_t *h = tls_heap;
+    heap_t *h = thread_heap();
     if (h)
         return h;
     if (atomic_load_explicit(&init_state, memory_order_acquire) != 2)
@@ -68,14 +68,14 @@ heap_t *heap_get_or_init(void)
 static void heap_thread_exit(void *arg)
 {
     heap_t *h = arg;
-    if (!h || tls_heap != h)
+    if (!h || thread_heap() != h)
         return;
     heap_enter(h);
     heap_drain_remote(h);
     heap_retire_empty_pages(h, false);
     decay_heap(h, false, os_now_ms());
     heap_leave(h);
-    tls_heap = NULL;
+    tls_heap = &heap_none;
     heap_abandon_to_pool(h);
 }
 
@@ -100,7 +100,7 @@ static void fork_prepare(void)
     heap_get_or_init();   /* later prepare handlers may allocate on this thread */
     if (_IO_list_lock)
         _IO_list_lock();
-    claim_fork_prepare(tls_heap);
+    claim_fork_prepare(thread_heap());
     segment_fork_prepare();
     registry_lock();
 }
@@ -111,7 +111,7 @@ static void fork_parent(void)
         return;
     registry_unlock();
     segment_fork_parent();
-    claim_fork_parent(tls_heap);
+    claim_fork_parent(thread_heap());
     if (_IO_list_unlock)
         _IO_list_unlock();
 }
@@ -128,5 +128,5 @@ static void fork_child(void)
     decay_fork_child();
     registry_fork_child();
     segment_fork_child();
-    claim_fork_child(tls_heap);
+    claim_fork_child(thread_heap());
 }

@@ -90,7 +90,7 @@ API int malloc_trim(size_t pad)
 
 API void crtheap_collect(void)
 {
-    heap_t *h = tls_heap;
+    heap_t *h = thread_heap();
     if (!h)
         return;
     heap_enter(h);
