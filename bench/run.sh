@@ -37,6 +37,7 @@ producer-consumer-8t producer_consumer  8
 realloc-growth-1t    realloc_growth     1
 large-blocks-1t      large_blocks       1
 large-blocks-2t      large_blocks       2
+large-sparse-1t      large_blocks       1  sparse
 thread-churn-2t      thread_churn       2
 thread-churn-8t      thread_churn       8
 tiny-lists-1t        tiny_lists         1

@@ -440,6 +440,26 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
 API void *malloc(size_t n) { return malloc_fast(n); }
 API void free(void *p) { free_fast(p, "free", FREE_UNSIZED); }
 
+/* Zero a reused large block of n bytes for calloc.  Where most of its OS pages are not
+ * resident (the last program touched a few of them, or the decay gave them back),
+ * clearing would fault every page in: the pages go back to the kernel instead, which
+ * zeroes a page only when the program touches it.  Where most are resident (the last
+ * user wrote it all), clearing in place is cheaper than a fault per page later.
+ * mincore(2) only estimates the cost: either way the block reads as zero (a swapped-out
+ * page, which reads as not resident, is dropped too). */
+static void zero_large_block(void *p, size_t n)
+{
+    uintptr_t lo = ((uintptr_t)p + OS_PAGE_SIZE - 1) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    if (hi > lo && os_resident_bytes((void *)lo, hi - lo) < (hi - lo) / 2 &&
+        os_release((void *)lo, hi - lo) == 0) {
+        memset(p, 0, lo - (uintptr_t)p);                  /* the partial pages at each end */
+        memset((void *)hi, 0, (uintptr_t)p + n - hi);
+        return;
+    }
+    memset(p, 0, n);
+}
+
 API void *calloc(size_t count, size_t size)
 {
     size_t n;
@@ -455,7 +475,9 @@ API void *calloc(size_t count, size_t size)
             pg->fresh = 0;
             if (atomic_load_explicit(&option_perturb_byte, memory_order_relaxed))
                 memset(p, 0, n ? n : 1);
-        } else {   /* (no store to a class page's descriptor: other threads read that line) */
+        } else if (pg->bin == BIN_LARGE) {
+            zero_large_block(p, n);
+        } else {
             memset(p, 0, n ? n : 1);
         }
     }
