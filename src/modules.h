@@ -13,6 +13,7 @@
 /* ---- os.c: the only file that talks to the kernel about memory, time and futexes ---- */
 void *os_map(size_t size) INTERNAL;                        /* NULL + ENOMEM on failure */
 void *os_map_aligned(size_t size, size_t alignment) INTERNAL;
+int os_remap_to(void *p, size_t old_size, void *target, size_t new_size) INTERNAL;   /* MREMAP_FIXED */
 int os_unmap(void *p, size_t size) INTERNAL;
 int os_remap_in_place(void *p, size_t old_size, size_t new_size) INTERNAL;
 int os_release(void *p, size_t size) INTERNAL;           /* MADV_DONTNEED: RSS drops now */

@@ -304,31 +304,69 @@ static void huge_cache_cool(void)
     pthread_mutex_unlock(&huge_mutex);
 }
 
+/* A cached block for a mapping of map_size: the smallest that fits (its tail goes), or
+ * else the largest hot one, which the caller grows (huge_grow_cached) so that its
+ * resident pages serve again instead of a new mapping's faults; NULL if neither. */
 static segment_t *huge_cache_take(size_t map_size, size_t alignment, size_t offset)
 {
-    segment_t *best = NULL, **best_link = NULL;
+    segment_t *best = NULL, **best_link = NULL, *grow = NULL, **grow_link = NULL;
     pthread_mutex_lock(&huge_mutex);
     for (segment_t **link = &huge_cache; *link; link = &(*link)->heap_next) {
         segment_t *s = *link;
+        if (s->pages[1].start != (uint8_t *)s + offset)
+            continue;
         if (s->map_size >= map_size && ((uintptr_t)s & (alignment - 1)) == 0 &&
-            s->pages[1].start == (uint8_t *)s + offset &&
-            (!best || s->map_size < best->map_size)) {   /* the smallest that fits; its tail goes */
+            (!best || s->map_size < best->map_size)) {
             best = s;
             best_link = link;
+        } else if (s->map_size < map_size && s->dirty_mask && (!grow || s->map_size > grow->map_size)) {
+            grow = s;
+            grow_link = link;
         }
+    }
+    if (!best && grow) {
+        best = grow;
+        best_link = grow_link;
     }
     if (best) {
         *best_link = best->heap_next;
         huge_cached_bytes -= best->map_size;
-    } else {
-        huge_cache_cool_locked();   /* a new mapping follows */
     }
+    if (!best || best->map_size < map_size)
+        huge_cache_cool_locked();   /* new pages follow: the other hot blocks go cold */
     pthread_mutex_unlock(&huge_mutex);
     if (best && best->map_size > map_size) {
         os_unmap((uint8_t *)best + map_size, best->map_size - map_size);
         best->map_size = map_size;
     }
     return best;
+}
+
+/* Grow a cached block (out of the cache, in no one's hands) to map_size: where it is if
+ * the address space after it is free, else moved with mremap onto a new aligned mapping,
+ * its pages with it.  The grown segment, or NULL (the block is unmapped then). */
+static segment_t *huge_grow_cached(segment_t *seg, size_t map_size, size_t alignment)
+{
+    if (os_remap_in_place(seg, seg->map_size, map_size) == 0) {
+        seg->map_size = map_size;
+        return seg;
+    }
+    registry_lock();
+    registry_remove(seg);
+    registry_unlock();
+    segment_t *target = os_map_aligned(map_size, alignment);
+    if (!target || os_remap_to(seg, seg->map_size, target, map_size) != 0) {
+        if (target)
+            os_unmap(target, map_size);
+        os_unmap(seg, seg->map_size);
+        return NULL;
+    }
+    /* the header moved with the pages: what depends on its address is set again */
+    segment_header_init(target, (uint8_t *)target, map_size, SEGMENT_HUGE, 2, 1);
+    registry_lock();
+    registry_add(target);
+    registry_unlock();
+    return target;
 }
 
 page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
@@ -343,6 +381,8 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
     size_t seg_align = alignment > SEGMENT_SIZE ? alignment : SEGMENT_SIZE;
     segment_t *seg = huge_cache_take(map_size, seg_align, offset);
     bool fresh = !seg || seg->dirty_mask == 0;   /* new, or cached with its pages released */
+    if (seg && seg->map_size < map_size)
+        seg = huge_grow_cached(seg, map_size, seg_align);   /* NULL: a new mapping below */
     if (!seg) {
         if (offset >= SEGMENT_SIZE && !registry_has_room()) {
             errno = ENOMEM;

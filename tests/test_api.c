@@ -250,6 +250,57 @@ START_TEST(t_calloc_zeroes_reused)
 }
 END_TEST
 
+static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != v)
+            return 0;
+    return 1;
+}
+
+/* calloc of a reused large or huge block whose last user touched only a few pages (it is
+ * zeroed by giving those pages back) or all of them (cleared in place), and of a huge
+ * block grown from a smaller cached one (its pages moved, its tail new): zero each time,
+ * the partial OS pages at the ends included. */
+START_TEST(t_calloc_zeroes_sparse_and_grown)
+{
+    const size_t sizes[] = {200 * KiB + 5, 256 * KiB, MiB + 3, 3 * MiB, 6 * MiB + 100, 9 * MiB, 17 * MiB + 1};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
+        for (int sparse = 0; sparse < 2; sparse++) {
+            unsigned char *p = malloc(n);
+            require(p != NULL);
+            if (sparse) {   /* first and last bytes, and one page in the middle */
+                memset(p, 0xAA, 64);
+                memset(p + n / 2, 0xAA, 4096);
+                memset(p + n - 64, 0xAA, 64);
+            } else {
+                memset(p, 0xAA, n);
+            }
+            free(p);
+            unsigned char *q = calloc(1, n);
+            expect(q != NULL, "calloc(1, %zu) failed", n);
+            expect(is_zero(q, n), "calloc(1, %zu) after a %s use returned dirty memory", n, sparse ? "sparse" : "full");
+            memset(q, 0x55, n);
+            free(q);
+            /* a bigger huge block next: the cached one may be grown into it */
+            size_t bigger = n + 2 * MiB;
+            q = calloc(1, bigger);
+            require(q != NULL);
+            expect(is_zero(q, bigger), "calloc(1, %zu) grown from a cached block returned dirty memory", bigger);
+            memset(q, 0x66, bigger);
+            size_t beside = opaque(n);
+            unsigned char *r = malloc(beside);   /* and a live block beside it stays intact */
+            require(r != NULL);
+            memset(r, 0x77, beside);
+            expect(all_bytes(q, bigger, 0x66) && all_bytes(r, beside, 0x77), "blocks of %zu bytes changed", n);
+            free(r);
+            free(q);
+        }
+    }
+}
+END_TEST
+
 /* Dirty a whole batch of blocks, free them all, calloc the batch back. */
 START_TEST(t_calloc_zeroes_batch)
 {
@@ -1030,6 +1081,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, t_calloc_overflow);
     tcase_add_test(tc, t_calloc_zero_counts);
     tcase_add_test(tc, t_calloc_zeroes_reused);
+    tcase_add_test(tc, t_calloc_zeroes_sparse_and_grown);
     tcase_add_test(tc, t_calloc_zeroes_batch);
 
     tc = new_case(s, "realloc");
