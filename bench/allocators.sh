@@ -26,6 +26,8 @@ alloc_lib() {
     tcmalloc) first_existing "$MULTIARCH_LIBDIR/libtcmalloc_minimal.so.4" \
                              "$MULTIARCH_LIBDIR/libtcmalloc.so.4" ;;
     glibc) echo "" ;;
+    # another build of crtheap (CRTHEAP_BASE_LIB=path/libcrtheap.so), for before/after in one run
+    crtheap-base) first_existing "${CRTHEAP_BASE_LIB:-/nonexistent}" ;;
     *) echo missing ;;
     esac
 }
@@ -34,6 +36,7 @@ alloc_lib() {
 alloc_version() {
     case "$1" in
     crtheap) sed -n 's/^VERSION *:= *//p' "$BENCH_ROOT/Makefile" ;;
+    crtheap-base) echo "${CRTHEAP_BASE_LIB:-}" ;;
     mimalloc) dpkg-query -W -f '${Version}' libmimalloc-dev 2>/dev/null ;;
     jemalloc) dpkg-query -W -f '${Version}' libjemalloc-dev 2>/dev/null ;;
     tcmalloc) dpkg-query -W -f '${Version}' libgoogle-perftools-dev 2>/dev/null ;;

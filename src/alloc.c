@@ -368,7 +368,10 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
     /* the slice's descriptor in the header at the segment's base (a normal or huge
      * segment: its bit is set), then the page's head descriptor */
     _Static_assert(sizeof(page_t) == 1u << 7, "descriptor offsets by shift");
-    page_t *pg = (page_t *)((a & ~SEGMENT_MASK) + ((a >> (SLICE_SHIFT - 7)) & ((SEGMENT_SLICES - 1) << 7)));
+    uint8_t *header = (uint8_t *)(a & ~SEGMENT_MASK);
+    if (header == NULL)
+        __builtin_unreachable();   /* segment 0 is never in the bitmap (tells the analyzer) */
+    page_t *pg = (page_t *)(header + ((a >> (SLICE_SHIFT - 7)) & ((SEGMENT_SLICES - 1) << 7)));
     pg -= pg->slice_offset;
     uint32_t i = page_block_index(pg, p);
     /* a page in use (a free slice has capacity 0), a block start, a live block */
