@@ -140,13 +140,24 @@ static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
 void *crt_malloc(size_t n) { return malloc_fast(n); }
 
 /* Blocks of a class are aligned to the largest power of two dividing the block size
- * (pages start 64 KiB aligned), so small aligned requests pick a class that fits. */
+ * (pages start 64 KiB aligned), so small aligned requests pick a class that fits: the
+ * first whose blocks are aligned (a slack too big for the side entry goes to overflow.c). */
 static unsigned aligned_bin(size_t n, size_t alignment)
 {
     unsigned bin = bin_of(n < alignment ? alignment : n);
-    while (bin < BIN_COUNT && (bin_block_size(bin) % alignment != 0 || !side_can_record(bin_block_size(bin), n)))
+    while (bin < BIN_COUNT && bin_block_size(bin) % alignment != 0)
         bin++;
     return bin;
+}
+
+/* Live block p of class page pg was asked with n bytes, which its side entry cannot hold
+ * (it holds "the whole block" now): record n in overflow.c.  False when no memory. */
+static bool record_overflow(page_t *pg, void *p, size_t n)
+{
+    if (!overflow_put(p, n))
+        return false;
+    side_set(pg, page_block_index(pg, p), side_overflow_value(pg));
+    return true;
 }
 
 /* No memory for n bytes: in new mode 1 the new handler may make room (then try again),
@@ -178,9 +189,12 @@ static void *malloc_generic(size_t n, size_t alignment)
     heap_enter(h);
     if (n <= MEDIUM_MAX && alignment <= SLICE_SIZE) {
         unsigned bin = alignment > MIN_BLOCK ? aligned_bin(n, alignment) : bin_of(n);
+        size_t bs = bin < BIN_COUNT ? bin_block_size(bin) : 0;
         if (bin < BIN_COUNT) {
-            p = heap_alloc_bin(h, bin, n);
-            if (p && alignment > MIN_BLOCK && ((uintptr_t)p & (alignment - 1)) != 0) {   /* donated page */
+            bool fits = side_can_record(bs, n);
+            p = heap_alloc_bin(h, bin, fits ? n : bs);
+            bool misplaced = p && alignment > MIN_BLOCK && ((uintptr_t)p & (alignment - 1)) != 0;   /* donated page */
+            if (p && (misplaced || (!fits && !record_overflow(segment_page_of(segment_of(p), p), p, n)))) {
                 heap_leave(h);
                 crt_free(p, "malloc");
                 heap_enter(h);
@@ -266,9 +280,9 @@ static page_t *crt_checked_page(const void *p, const char *call, uint32_t *index
 }
 
 /* The size a live block was requested with, from its side entry v. */
-static inline size_t block_requested(const page_t *pg, unsigned v)
+static inline size_t block_requested(const page_t *pg, unsigned v, const void *p)
 {
-    return pg->bin == BIN_LARGE ? pg->large_requested : pg->block_size - (v - 1);
+    return pg->bin == BIN_LARGE ? pg->large_requested : side_requested(pg, v, p);
 }
 
 /* free_sized, free_aligned_sized and sized delete pass the size the block was asked
@@ -283,8 +297,10 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call, si
     uint32_t i;
     unsigned side;
     page_t *pg = checked_page(p, call, &i, &side);
-    if (sized != FREE_UNSIZED && sized != block_requested(pg, side))
-        fatal_size_mismatch(call, p, sized, block_requested(pg, side));
+    if (sized != FREE_UNSIZED && sized != block_requested(pg, side, p))
+        fatal_size_mismatch(call, p, sized, block_requested(pg, side, p));
+    if (side == side_overflow_value(pg) && pg->bin != BIN_LARGE)
+        overflow_drop(p);   /* before the block can be handed out again */
     int byte = atomic_load_explicit(&option_perturb_byte, memory_order_relaxed);
     if (unlikely(byte != 0))
         perturb_freed(pg, p, byte);
@@ -327,11 +343,11 @@ static inline __attribute__((always_inline)) void free_fast_on(heap_t *h, page_t
     uint8_t *side8 = (uint8_t *)pg->side + i;
     uint16_t *side16 = (uint16_t *)pg->side + i;
     unsigned v = wide ? *side16 : *side8;
-    /* a live block: neither 0 (unlisted) nor FREE nor REMOTE */
-    if (unlikely(wide ? (uint16_t)(v - 1) >= SIDE16_REMOTE - 1 : (uint8_t)(v - 1) >= SIDE8_REMOTE - 1))
-        return free_generic(p, call, sized);   /* reports the double free */
+    /* a live block whose size the entry holds: not 0 (unlisted), FREE, REMOTE or OVERFLOW */
+    if (unlikely(wide ? (uint16_t)(v - 1) >= SIDE16_OVERFLOW - 1 : (uint8_t)(v - 1) >= SIDE8_OVERFLOW - 1))
+        return free_generic(p, call, sized);   /* reports the double free, or drops the overflow */
     if (sized != FREE_UNSIZED) {   /* constant-folded away in plain free */
-        size_t requested = block_requested(pg, v);
+        size_t requested = block_requested(pg, v, p);
         if (unlikely(sized != requested))
             fatal_size_mismatch(call, p, sized, requested);
     }
@@ -403,7 +419,7 @@ size_t crt_requested_size(const void *p, const char *call)
     uint32_t i;
     unsigned side;
     page_t *pg = checked_page(p, call, &i, &side);
-    return block_requested(pg, side);
+    return block_requested(pg, side, p);
 }
 
 /* Resize p; in_place_only (for _expand) never moves it and returns NULL instead. */
@@ -424,7 +440,11 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
         }
     } else if (stay && side_can_record(usable, n)) {
         side_set(pg, i, (unsigned)(usable - n + 1));
+        if (side == side_overflow_value(pg))
+            overflow_drop(p);
         return p;
+    } else if (stay && in_place_only && record_overflow(pg, p, n)) {
+        return p;   /* _expand must shrink where it is: a slack the entry cannot hold */
     }
     if (in_place_only)
         return NULL;

@@ -11,7 +11,8 @@
  *   page      a run of slices that serves one size class (or one large block).  Its blocks
  *             start at the page start; its side table (one entry per block) sits after them.
  *   side      per-block byte/short: 0 = free and in no list, FREE = free in the page list,
- *             REMOTE = freed by another thread and queued, else requested = size - (v - 1).
+ *             REMOTE = freed by another thread and queued, OVERFLOW = live, its requested
+ *             size in overflow.c (rare: see there), else requested = size - (v - 1).
  *             It is the truth about every block: _msize, double-free detection, _heapwalk,
  *             _heapchk and _heapmin read it; the free lists are only a cache of it.
  *   heap      per-thread: size-class queues of pages, the segments it owns, and four
@@ -57,15 +58,18 @@
 #define LARGE_MAX       ((size_t)2 * 1024 * 1024) /* one block on a run of slices up to this */
 #define BIN_COUNT       49            /* bins 1..48 are classes; 0 is "no class" */
 #define BIN_LARGE       BIN_COUNT     /* a page holding one large or huge block */
-#define WIDE_SIDE_MIN   129           /* from here on, 16-bit side entries: any slack of a
-                                         class <= 128 bytes fits in 8 bits */
+#define WIDE_SIDE_MIN   1025          /* from here on, 16-bit side entries: a plain malloc's
+                                         slack in a class up to 1 KiB (127 at most) fits in
+                                         8 bits; larger slack goes to overflow.c */
 
-/* side-table values (uint8 classes; the 16-bit ones use 0xFFFF/0xFFFE) */
+/* side-table values (uint8 classes; the 16-bit ones use 0xFFFF/0xFFFE/0xFFFD) */
 #define SIDE_UNLISTED   0u
 #define SIDE8_FREE      0xFFu
 #define SIDE8_REMOTE    0xFEu
 #define SIDE16_FREE     0xFFFFu
 #define SIDE16_REMOTE   0xFFFEu
+#define SIDE8_OVERFLOW  0xFDu         /* live, its requested size in overflow.c */
+#define SIDE16_OVERFLOW 0xFFFDu
 #define INLINE_SIDE_MAX 16            /* pages of at most this many blocks keep their side
                                          table in their descriptor (blocks of 4 KiB and up) */
 /* The rest of a normal segment's header slice holds one side-table slot per slice; a
@@ -232,10 +236,12 @@ static inline void side_set(page_t *pg, uint32_t i, unsigned v)
 }
 static inline unsigned side_free_value(const page_t *pg)   { return pg->side_wide ? SIDE16_FREE : SIDE8_FREE; }
 static inline unsigned side_remote_value(const page_t *pg) { return pg->side_wide ? SIDE16_REMOTE : SIDE8_REMOTE; }
-/* Can a block of size bs record a requested size n (n <= bs)? */
+static inline unsigned side_overflow_value(const page_t *pg) { return pg->side_wide ? SIDE16_OVERFLOW : SIDE8_OVERFLOW; }
+/* Can a block of size bs record a requested size n (n <= bs) in its side entry (else the
+ * entry says OVERFLOW and overflow.c keeps n)? */
 static inline bool side_can_record(size_t bs, size_t n)
 {
-    return bs - n + 1 < (bs >= WIDE_SIDE_MIN ? SIDE16_REMOTE : SIDE8_REMOTE);
+    return bs - n + 1 < (bs >= WIDE_SIDE_MIN ? SIDE16_OVERFLOW : SIDE8_OVERFLOW);
 }
 static inline bool side_is_allocated(const page_t *pg, unsigned v)
 {

@@ -2,7 +2,7 @@
  * layer order: a file calls only the sections above its own (scripts/layers.py, run by
  * `make check`, verifies it).  The structures and the glossary are in internal.h.
  *
- *   os, diag, sizeclass  →  release, registry, options  →  segment  →  page  →  claim
+ *   os, diag, sizeclass  →  release, registry, options, overflow  →  segment  →  page  →  claim
  *   →  heap  →  decay  →  thread  →  trim, walk, stats, control  →  alloc, crt, cxx */
 #ifndef CRTHEAP_MODULES_H
 #define CRTHEAP_MODULES_H
@@ -129,6 +129,19 @@ static inline page_t *segment_page_of(segment_t *seg, const void *p)
         i = seg->slice_count - 1u;   /* far inside a huge block */
     page_t *pg = &seg->pages[i];
     return pg - pg->slice_offset;
+}
+
+/* ---- overflow.c: requested sizes too far below their block for a side entry ---- */
+bool overflow_put(const void *p, size_t requested) INTERNAL;   /* false: no memory */
+size_t overflow_get(const void *p) INTERNAL;
+void overflow_drop(const void *p) INTERNAL;
+void overflow_fork_prepare(void) INTERNAL;
+void overflow_fork_parent(void) INTERNAL;
+void overflow_fork_child(void) INTERNAL;
+/* The requested size of live block p of class page pg, from its side entry v. */
+static inline size_t side_requested(const page_t *pg, unsigned v, const void *p)
+{
+    return v == side_overflow_value(pg) ? overflow_get(p) : pg->block_size - (v - 1);
 }
 
 /* ---- options.c: the values every layer reads (changed through control.c) ---- */

@@ -103,12 +103,14 @@ static void fork_prepare(void)
     claim_fork_prepare(thread_heap());
     segment_fork_prepare();
     registry_lock();
+    overflow_fork_prepare();   /* a leaf lock: last */
 }
 
 static void fork_parent(void)
 {
     if (!fork_locked)
         return;
+    overflow_fork_parent();
     registry_unlock();
     segment_fork_parent();
     claim_fork_parent(thread_heap());
@@ -126,6 +128,7 @@ static void fork_child(void)
     if (!fork_locked)
         return;
     decay_fork_child();
+    overflow_fork_child();
     registry_fork_child();
     segment_fork_child();
     claim_fork_child(thread_heap());

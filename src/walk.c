@@ -58,7 +58,7 @@ static void block_entry(const page_t *pg, size_t k, entry_t *e)
     unsigned v = side_get(pg, (uint32_t)k);
     e->address = pg->start + k * pg->block_size;
     e->used = side_is_allocated(pg, v) ? _USEDENTRY : _FREEENTRY;
-    e->size = e->used ? pg->block_size - (v - 1) : pg->block_size;
+    e->size = e->used ? side_requested(pg, v, e->address) : pg->block_size;
 }
 
 /* The entry that starts at slice `i` of seg, or false past the end. */
@@ -263,8 +263,8 @@ static int check_page(const segment_t *seg, page_t *pg)
             unlisted++;
         else if (v == side_remote_value(pg))
             remote++;
-        else if (pg->block_size - (v - 1) > pg->block_size || v - 1 >= pg->block_size)
-            return _HEAPBADNODE;   /* a requested size that cannot be */
+        else if (side_requested(pg, v, pg->start + (size_t)i * pg->block_size) - 1 >= pg->block_size)
+            return _HEAPBADNODE;   /* a requested size that cannot be (0 or above the block) */
         else
             allocated++;
     }

@@ -150,6 +150,60 @@ START_TEST(t_expand_shrink_in_place)
 }
 END_TEST
 
+/* Requests far below their block: _expand shrinking a block of a class up to 1 KiB to a
+ * few bytes, and small blocks at alignments that force a bigger class.  Their requested
+ * size is more than a one-byte side entry holds; _msize, _heapwalk, _heapchk, realloc and
+ * free still see it exactly, and a second free is still a double free (death tests). */
+START_TEST(t_requested_size_far_below_block)
+{
+    enum { N = 600 };
+    static unsigned char *blocks[N];
+    static size_t sizes[N];
+    for (size_t k = 0; k < N; k++) {
+        size_t n = 200 + (k * 7) % 824;   /* classes of 224..1024 bytes */
+        unsigned char *p = malloc(n);
+        ck_assert_ptr_nonnull(p);
+        fill_all(p, n, k + 1);
+        size_t small = 1 + k % 9;
+        expect(_expand(p, small) == p, "_expand(%zu -> %zu) moved or failed", n, small);
+        expect(check_all(p, small, k + 1) == small, "_expand(%zu -> %zu) lost data", n, small);
+        if (k % 2) {   /* half of them aligned instead: memalign(512, 1..300) */
+            free(p);
+            small = 1 + (k * 13) % 300;
+            p = memalign(512, small);
+            ck_assert_ptr_nonnull(p);
+            expect(((uintptr_t)p & 511) == 0, "memalign(512, %zu) = %p", small, (void *)p);
+            fill_all(p, small, k + 1);
+        }
+        blocks[k] = p;
+        sizes[k] = small;
+        expect(_msize(p) == small, "_msize %zu, requested %zu", _msize(p), small);
+    }
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+    size_t found = 0;
+    _HEAPINFO e = {0};
+    while (_heapwalk(&e) == _HEAPOK)
+        for (size_t k = 0; k < N; k++)
+            if (e._useflag == _USEDENTRY && e._pentry == (int *)blocks[k]) {
+                expect(e._size == sizes[k], "_heapwalk: %p has _size %zu, requested %zu", (void *)blocks[k], e._size, sizes[k]);
+                found++;
+            }
+    expect(found == N, "_heapwalk found %zu of %d blocks", found, N);
+    for (size_t k = 0; k < N; k++) {
+        expect(check_all(blocks[k], sizes[k], k + 1) == sizes[k], "block %zu corrupted", k);
+        if (k % 3 == 0) {   /* grow in place or move: the size is recorded anew */
+            unsigned char *q = realloc(blocks[k], sizes[k] + 40);
+            ck_assert_ptr_nonnull(q);
+            expect(check_all(q, sizes[k], k + 1) == sizes[k], "realloc of block %zu lost data", k);
+            expect(_msize(q) == sizes[k] + 40, "_msize after realloc %zu", _msize(q));
+            blocks[k] = q;
+        }
+        free(blocks[k]);
+    }
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+}
+END_TEST
+
 START_TEST(t_expand_cannot_grow)
 {
     unsigned char *p = malloc(48);
@@ -1230,6 +1284,7 @@ static Suite *crt_suite(void)
     tcase_add_test(tc, t_msize_exact_huge);
     tcase_add_test(tc, t_msize_null);
     tcase_add_test(tc, t_expand_shrink_in_place);
+    tcase_add_test(tc, t_requested_size_far_below_block);
     tcase_add_test(tc, t_expand_cannot_grow);
     tcase_add_test(tc, t_expand_null);
     tcase_add_test(tc, t_expand_too_big);
