@@ -17,15 +17,18 @@
 #define API __attribute__((visibility("default")))
 
 /* A free list that leads outside its page or to a live block: reported from here, so
- * that the fast path calls nothing and needs no stack frame. */
-static __attribute__((noinline, cold)) void *corrupted_free_list(block_t *b)
+ * that the fast path calls nothing and needs no stack frame (noipa: the compiler must
+ * not learn that it never returns, or the fast path would call it with a frame instead
+ * of jumping to it). */
+static __attribute__((noipa, cold)) void *corrupted_free_list(block_t *b)
 {
     fatal_pointer("malloc", b, "corrupted free list");
 }
 
 /* Take the first free block b of `pg` for a request of n (>= 1) bytes; NULL when the free
- * list is corrupted (the caller reports it with corrupted_free_list). */
-static inline __attribute__((always_inline)) block_t *page_pop(page_t *pg, block_t *b, size_t n)
+ * list is corrupted (the caller reports it with corrupted_free_list).  `narrow`: the
+ * caller knows the page has one-byte side entries (a class up to SMALL_MAX). */
+static inline __attribute__((always_inline)) block_t *page_pop_as(page_t *pg, block_t *b, size_t n, bool narrow)
 {
     /* never follow a free list outside its page; never hand out a live block */
     uint32_t i = page_block_index(pg, b);
@@ -33,7 +36,7 @@ static inline __attribute__((always_inline)) block_t *page_pop(page_t *pg, block
         return NULL;
     crt_assert(pg->used < pg->capacity && pg->start + (size_t)i * pg->block_size == (uint8_t *)b);
     unsigned requested_code = (unsigned)(pg->block_size - n + 1);
-    if (likely(!pg->side_wide)) {
+    if (narrow || likely(!pg->side_wide)) {
         uint8_t *side = (uint8_t *)pg->side + i;
         if (unlikely(*side != SIDE8_FREE))
             return NULL;
@@ -50,6 +53,12 @@ static inline __attribute__((always_inline)) block_t *page_pop(page_t *pg, block
     pg->used++;
     return b;
 }
+
+static inline __attribute__((always_inline)) block_t *page_pop(page_t *pg, block_t *b, size_t n)
+{
+    return page_pop_as(pg, b, n, false);
+}
+_Static_assert(SMALL_MAX < WIDE_SIDE_MIN, "classes up to SMALL_MAX have one-byte side entries");
 
 /* The class ran dry (heap entered): the purger's start and the decay's turn on this
  * thread, then a page with a free block from the heap. */
@@ -117,23 +126,29 @@ static __attribute__((noinline)) void *malloc_refill_and_leave(heap_t *h, unsign
     return p ? perturbed_if_asked(p, n) : malloc_generic(n, 0);
 }
 
+/* A block of class `bin` for n bytes from the thread's heap h; `narrow` as page_pop_as. */
+static inline __attribute__((always_inline)) void *malloc_from(heap_t *h, unsigned bin, size_t n, bool narrow)
+{
+    if (unlikely(!heap_try_enter(h)))   /* claimed, diverted, or no heap yet (heap_none) */
+        return malloc_refill_and_leave(h, bin, n);
+    page_t *pg = h->queues[bin].first;
+    block_t *b = pg->free;
+    if (unlikely(b == NULL))
+        return malloc_refill_and_leave(h, bin, n);
+    void *p = page_pop_as(pg, b, n, narrow);
+    if (unlikely(p == NULL))
+        return corrupted_free_list(b);
+    heap_leave(h);
+    return p;
+}
+
 static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
 {
     heap_t *h = tls_heap;
-    if (likely(n - 1 < MEDIUM_MAX)) {   /* malloc(0) takes the slow path */
-        unsigned bin = bin_of(n);
-        if (unlikely(!heap_try_enter(h)))   /* claimed, diverted, or no heap yet (heap_none) */
-            return malloc_refill_and_leave(h, bin, n);
-        page_t *pg = h->queues[bin].first;
-        block_t *b = pg->free;
-        if (unlikely(b == NULL))
-            return malloc_refill_and_leave(h, bin, n);
-        void *p = page_pop(pg, b, n);
-        if (unlikely(p == NULL))
-            return corrupted_free_list(b);
-        heap_leave(h);
-        return p;
-    }
+    if (likely(n - 1 < SMALL_MAX))   /* malloc(0) takes the slow path */
+        return malloc_from(h, small_bin_of[(n + 15) >> 4], n, true);
+    if (likely(n - 1 < MEDIUM_MAX))
+        return malloc_from(h, bin_of(n), n, false);
     return malloc_generic(n, 0);
 }
 
