@@ -127,14 +127,14 @@ static __attribute__((noinline)) void *malloc_refill_and_leave(heap_t *h, unsign
 }
 
 /* A block of class `bin` for n bytes from the thread's heap h; `narrow` as page_pop_as. */
-static inline __attribute__((always_inline)) void *malloc_from(heap_t *h, unsigned bin, size_t n, bool narrow)
+static inline __attribute__((always_inline)) void *malloc_from(heap_t *h, size_t bin, size_t n, bool narrow)
 {
     if (unlikely(!heap_try_enter(h)))   /* claimed, diverted, or no heap yet (heap_none) */
-        return malloc_refill_and_leave(h, bin, n);
+        return malloc_refill_and_leave(h, (unsigned)bin, n);
     page_t *pg = h->queues[bin].first;
     block_t *b = pg->free;
     if (unlikely(b == NULL))
-        return malloc_refill_and_leave(h, bin, n);
+        return malloc_refill_and_leave(h, (unsigned)bin, n);
     void *p = page_pop_as(pg, b, n, narrow);
     if (unlikely(p == NULL))
         return corrupted_free_list(b);

@@ -10,7 +10,7 @@
 /* A thread without a heap of its own points at heap_none: diverted, its queues empty, so
  * the fast paths need no NULL test and send such a thread to the slow path, which makes
  * its heap (thread_heap() reads NULL for it).  No page is ever owned by heap_none. */
-heap_t heap_none = { .claim = CLAIM_DIVERT, .queues = { [0 ... BIN_COUNT] = { &empty_page, NULL } } };
+heap_t heap_none = { .claim = CLAIM_DIVERT, .queues = { [0 ... BIN_COUNT] = { &empty_page } } };
 __thread heap_t *tls_heap __attribute__((tls_model("initial-exec"))) = &heap_none;
 
 /* ---- metadata: heaps and donated-segment headers, carved from 64 KiB chunks ---- */
@@ -52,7 +52,6 @@ static void heap_reset_queues(heap_t *h)
 {
     for (unsigned b = 0; b <= BIN_COUNT; b++) {
         h->queues[b].first = &empty_page;
-        h->queues[b].last = NULL;
     }
 }
 
@@ -252,6 +251,12 @@ static inline void heap_take_back(heap_t *h, block_t *b)
 void heap_drain_remote(heap_t *h)
 {
     crt_assert(heap_held(h));
+    _Static_assert(REMOTE_LISTS == 4, "the quick test below reads every list");
+    if (!(atomic_load_explicit(&h->remote[0].head, memory_order_relaxed) ||
+          atomic_load_explicit(&h->remote[1].head, memory_order_relaxed) ||
+          atomic_load_explicit(&h->remote[2].head, memory_order_relaxed) ||
+          atomic_load_explicit(&h->remote[3].head, memory_order_relaxed)))
+        return;   /* the common case on every refill: nothing came back */
     block_t *b[REMOTE_LISTS];
     bool any = false;
     for (unsigned k = 0; k < REMOTE_LISTS; k++) {

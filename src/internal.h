@@ -168,7 +168,7 @@ typedef struct segment {
     };
 } segment_t;
 
-typedef struct page_queue { page_t *first, *last; } page_queue_t;
+typedef struct page_queue { page_t *first; } page_queue_t;   /* page.c: the last is first->prev */
 
 #define REMOTE_LISTS 4
 

@@ -209,7 +209,7 @@ static inline __attribute__((always_inline)) bool page_free_block(heap_t *h, pag
     pg->used_state = state;
     if (likely(state > 0))
         return false;
-    if (!pg->in_full && !pg->next && !pg->prev && pg->bin != BIN_LARGE) {
+    if (pg->prev == pg) {   /* in its queue, alone (a full or large page has prev NULL) */
         pg->emptied = 1;   /* the class's only page stays: page_free_block_slow's first rule */
         return false;
     }

@@ -113,43 +113,66 @@ void page_release_unlinked(page_t *pg)
     release_range(NULL, lo, hi);
 }
 
+/* A class queue is `first` (empty_page when empty) and the pages linked by next (NULL
+ * after the last) and prev, where the first page's prev is the last page: the queue needs
+ * no `last` field, so a heap's queue heads are one pointer each (malloc indexes them by
+ * the bin).  A page in no queue has prev NULL; the only page of a queue is its own prev. */
 void page_queue_push_front(page_queue_t *q, page_t *pg)
 {
-    pg->prev = NULL;
-    if (q->first == &empty_page) {
+    page_t *first = q->first;
+    if (first == &empty_page) {
         pg->next = NULL;
-        q->last = pg;
+        pg->prev = pg;
     } else {
-        pg->next = q->first;
-        q->first->prev = pg;
+        pg->next = first;
+        pg->prev = first->prev;
+        first->prev = pg;
     }
     q->first = pg;
 }
 
 static void page_queue_push_back(page_queue_t *q, page_t *pg)
 {
-    if (q->first == &empty_page) {
+    page_t *first = q->first;
+    if (first == &empty_page) {
         page_queue_push_front(q, pg);
         return;
     }
+    page_t *last = first->prev;
+    last->next = pg;
+    pg->prev = last;
     pg->next = NULL;
-    pg->prev = q->last;
-    q->last->next = pg;
-    q->last = pg;
+    first->prev = pg;
+}
+
+/* Put pg (in no queue) right behind `at`, a page of q. */
+static void page_queue_insert_after(page_queue_t *q, page_t *at, page_t *pg)
+{
+    pg->prev = at;
+    pg->next = at->next;
+    if (at->next)
+        at->next->prev = pg;
+    else
+        q->first->prev = pg;   /* pg is the new last */
+    at->next = pg;
 }
 
 void page_queue_remove(page_queue_t *q, page_t *pg)
 {
-    crt_assert(pg->prev ? pg->prev->next == pg : q->first == pg);
-    crt_assert(pg->next ? pg->next->prev == pg : q->last == pg);
-    if (pg->prev)
-        pg->prev->next = pg->next;
-    else
+    page_t *first = q->first;
+    crt_assert(pg->prev != NULL && (pg == first || pg->prev->next == pg));
+    crt_assert(pg->next ? pg->next->prev == pg : first->prev == pg);
+    if (pg == first) {
         q->first = pg->next ? pg->next : &empty_page;
-    if (pg->next)
-        pg->next->prev = pg->prev;
-    else
-        q->last = pg->prev;
+        if (pg->next)
+            pg->next->prev = pg->prev;   /* the new first's prev: the last page */
+    } else {
+        pg->prev->next = pg->next;
+        if (pg->next)
+            pg->next->prev = pg->prev;
+        else
+            first->prev = pg->prev;      /* pg was the last */
+    }
     pg->next = pg->prev = NULL;
 }
 
@@ -201,13 +224,7 @@ unsigned page_free_block_slow(heap_t *h, page_t *pg)
     if (spare && spare->used == 0)
         return page_retire(h, pg);
     page_queue_remove(q, pg);
-    pg->prev = q->first;
-    pg->next = q->first->next;
-    if (pg->next)
-        pg->next->prev = pg;
-    else
-        q->last = pg;
-    q->first->next = pg;
+    page_queue_insert_after(q, q->first, pg);
     return 0;
 }
 
