@@ -17,10 +17,10 @@
 #define API __attribute__((visibility("default")))
 
 /* A free list that leads outside its page or to a live block: reported from here, so
- * that the fast path calls nothing and needs no stack frame (noipa: the compiler must
- * not learn that it never returns, or the fast path would call it with a frame instead
- * of jumping to it). */
-static __attribute__((noipa, cold)) void *corrupted_free_list(block_t *b)
+ * that the fast path calls nothing and needs no stack frame (OPAQUE_FUNCTION: were the
+ * compiler to learn that it never returns, the fast path would call it with a frame
+ * instead of jumping to it). */
+static OPAQUE_FUNCTION __attribute__((cold)) void *corrupted_free_list(block_t *b)
 {
     fatal_pointer("malloc", b, "corrupted free list");
 }

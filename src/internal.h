@@ -38,6 +38,13 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define compiler_barrier() atomic_signal_fence(memory_order_seq_cst)
+/* A function the compiler must not look into from its callers (gcc: not even to learn
+ * that it never returns, so that a fast path jumps to it instead of calling it). */
+#ifdef __clang__
+#define OPAQUE_FUNCTION __attribute__((noinline))
+#else
+#define OPAQUE_FUNCTION __attribute__((noipa))
+#endif
 
 /* ---- geometry ---- */
 #define OS_PAGE_SHIFT   12
