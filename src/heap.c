@@ -312,7 +312,7 @@ page_t *heap_find_page(heap_t *h, unsigned bin)
     page_t *pg = q->first;
     while (pg != &empty_page && pg) {
         page_t *next = pg->next;
-        crt_assert(pg->bin == bin && atomic_load_explicit(&pg->heap, memory_order_relaxed) == h && !pg->in_full);
+        crt_assert(pg->bin == bin && atomic_load_explicit(&pg->heap, memory_order_relaxed) == h && !page_in_full(pg));
         crt_debug_check(page_check_counts(pg));
         if (pg->free || page_extend(pg)) {
             if (q->first != pg) {
@@ -322,7 +322,7 @@ page_t *heap_find_page(heap_t *h, unsigned bin)
             return pg;
         }
         page_queue_remove(q, pg);   /* full: back in the queue when a block comes free */
-        pg->in_full = PAGE_IN_FULL;
+        page_set_free_slow(pg, PAGE_IN_FULL, true);
         pg = next;
     }
     return heap_new_page(h, bin);

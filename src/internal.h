@@ -116,13 +116,13 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint8_t bin;              /* size class, BIN_LARGE, or 0 for a free slice (capacity 0 too) */
     uint8_t side_wide;        /* side entries are uint16_t */
     /* free's fast path decrements used_state as one signed word: it reads <= 0 exactly
-     * when the page emptied (used 0) or sits outside its queue (in_full's top bit), the
-     * two cases for the slow half, so one test covers both */
+     * when the page emptied (used 0) or has a reason in free_slow (its top bit), the
+     * cases for the slow half, so one test covers them all */
     union {
         struct {
             uint16_t used;    /* blocks handed out, including ones queued as remote frees */
             uint8_t zero;     /* always 0: keeps a decrement of used inside its 16 bits */
-            uint8_t in_full;  /* PAGE_IN_FULL: taken out of its queue, it had no free block */
+            uint8_t free_slow;   /* PAGE_IN_FULL | PAGE_TRIMMED, and PAGE_SLOW with either */
         };
         int32_t used_state;
     };
@@ -141,9 +141,19 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint16_t inline_side[INLINE_SIDE_MAX];
 } page_t;
 _Static_assert(offsetof(page_t, large_requested) == 64, "the fast paths' fields fill the first cache line");
-#define PAGE_IN_FULL 0x80u    /* in_full's value: the sign bit of used_state */
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(page_t, in_full) == offsetof(page_t, used_state) + 3,
-               "in_full is the top byte of used_state");
+/* page_t.free_slow: why the page's next free takes the slow half (owner or claimer writes) */
+#define PAGE_SLOW    0x80u    /* set with any reason below: the sign bit of used_state */
+#define PAGE_IN_FULL 0x40u    /* taken out of its queue: it had no free block */
+#define PAGE_TRIMMED 0x20u    /* a trim found no OS page to give back since its last free */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && offsetof(page_t, free_slow) == offsetof(page_t, used_state) + 3,
+               "free_slow is the top byte of used_state");
+static inline bool page_in_full(const page_t *pg) { return pg->free_slow & PAGE_IN_FULL; }
+static inline bool page_trimmed(const page_t *pg) { return pg->free_slow & PAGE_TRIMMED; }
+static inline void page_set_free_slow(page_t *pg, unsigned reason, bool on)
+{
+    unsigned f = (on ? pg->free_slow | reason : pg->free_slow & ~reason) & ~PAGE_SLOW;
+    pg->free_slow = (uint8_t)(f ? f | PAGE_SLOW : 0);
+}
 _Static_assert(sizeof(page_t) == 128, "page descriptors index by shift");
 
 enum segment_kind { SEGMENT_NORMAL = 1, SEGMENT_HUGE = 2, SEGMENT_DONATED = 3 };

@@ -205,11 +205,11 @@ static inline __attribute__((always_inline)) bool page_free_block(heap_t *h, pag
     b->next = pg->free;
     pg->free = b;
     (void)h;
-    int32_t state = pg->used_state - 1;   /* --used; negative while in_full */
+    int32_t state = pg->used_state - 1;   /* --used; negative with a free_slow reason */
     pg->used_state = state;
     if (likely(state > 0))
         return false;
-    if (pg->prev == pg) {   /* in its queue, alone (a full or large page has prev NULL) */
+    if (state == 0 && pg->prev == pg) {   /* emptied, in its queue alone (a full or large page has prev NULL) */
         pg->emptied = 1;   /* the class's only page stays: page_free_block_slow's first rule */
         return false;
     }

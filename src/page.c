@@ -43,7 +43,7 @@ void page_init(page_t *pg, unsigned bin)
     pg->scan = 0;
     pg->used = 0;
     pg->free = NULL;
-    pg->in_full = 0;
+    pg->free_slow = 0;
     if (!pg->fresh && pg->side != slot)   /* inline: cleared by segment_take_slices; slot: above */
         memset(pg->side, 0, cap * width);
 }
@@ -92,6 +92,8 @@ bool page_extend(page_t *pg)
     *tail = pg->free;
     pg->free = head;
     pg->scan = i;
+    if (head)   /* linking wrote into free OS pages: the next trim looks again */
+        page_set_free_slow(pg, PAGE_TRIMMED, false);
     return head != NULL;
 }
 
@@ -181,7 +183,7 @@ void page_queue_remove(page_queue_t *q, page_t *pg)
 static unsigned page_retire(heap_t *h, page_t *pg)
 {
     crt_assert(pg->used == 0 && heap_held(h));
-    if (pg->bin != BIN_LARGE && !pg->in_full)
+    if (pg->bin != BIN_LARGE && !page_in_full(pg))
         page_queue_remove(&h->queues[pg->bin], pg);
     segment_t *seg = segment_of(pg->start);
     if (seg->kind == SEGMENT_HUGE) {
@@ -202,8 +204,9 @@ static unsigned page_retire(heap_t *h, page_t *pg)
 unsigned page_free_block_slow(heap_t *h, page_t *pg)
 {
     crt_debug_check(page_check_counts(pg));
-    if (pg->in_full && pg->bin != BIN_LARGE) {
-        pg->in_full = 0;
+    page_set_free_slow(pg, PAGE_TRIMMED, false);   /* a free: the next trim looks again */
+    if (page_in_full(pg) && pg->bin != BIN_LARGE) {
+        page_set_free_slow(pg, PAGE_IN_FULL, false);
         page_queue_push_back(&h->queues[pg->bin], pg);
     }
     if (pg->used != 0)

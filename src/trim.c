@@ -25,8 +25,10 @@ static bool trim_segments(heap_t *h, size_t *position, size_t *released)
         segment_t *next = seg->heap_next;
         for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
             page_t *pg = &seg->pages[i];
-            if (pg->bin != 0 && pg->slice_offset == 0)
+            if (pg->bin != 0 && pg->bin != BIN_LARGE && pg->slice_offset == 0 && !page_trimmed(pg)) {
                 *released += page_release_free_os_pages(pg, &batch);
+                page_set_free_slow(pg, PAGE_TRIMMED, true);   /* until its next free (page.c) */
+            }
         }
         if (!heap_release_segment_if_empty(h, seg, released)) {
             *released += segment_purge(seg, 0, &batch);

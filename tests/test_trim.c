@@ -584,6 +584,40 @@ START_TEST(t_crtheap_trim_bytes)
 }
 END_TEST
 
+/* A trim that found nothing in a page skips it until its next free (or its next refill),
+ * never longer: small blocks freed between trims come back each time, from pages that
+ * the previous trim passed over and that stay in use, and a trim with nothing new gives
+ * nothing. */
+START_TEST(t_trim_after_each_free_wave)
+{
+    crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, -1);
+    enum { N = 64 * 1024, WAVES = 4 };
+    static unsigned char *b[N];
+    for (size_t i = 0; i < N; i++) {   /* 64 B blocks, 4 MiB: many pages, all full */
+        b[i] = malloc(64);
+        require(b[i] != NULL);
+        fill_all(b[i], 64, i + 1);
+    }
+    crtheap_trim();
+    expect(crtheap_trim() == 0, "a trim after a trim gave something back");
+    for (size_t w = 0; w < WAVES; w++) {
+        /* the blocks of every WAVES-th OS page: each wave frees whole OS pages, while
+         * every 64 KiB page keeps live blocks until the last wave */
+        for (size_t i = 0; i < N; i++) {
+            if (!b[i] || ((uintptr_t)b[i] / 4096) % WAVES != w)
+                continue;
+            ck_assert_uint_eq(check_all(b[i], 64, i + 1), 64);
+            free(b[i]);
+            b[i] = NULL;
+        }
+        size_t given = crtheap_trim();
+        expect(given >= N / WAVES * 64 / 2, "wave %zu: freed %zu KiB, the trim gave %zu KiB", w,
+               (size_t)N / WAVES * 64 / KiB, given / KiB);
+        expect(crtheap_trim() == 0, "wave %zu: the second trim gave something back", w);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------ passive release */
 
 /* The purger thread must not keep a process alive: when the main thread (the last of
@@ -695,6 +729,7 @@ static Suite *trim_suite(void)
     tcase_add_test(tc, t_stats_resident);
     tcase_add_test(tc, t_malloc_trim_releases);
     tcase_add_test(tc, t_crtheap_trim_bytes);
+    tcase_add_test(tc, t_trim_after_each_free_wave);
     tcase_add_test(tc, t_passive_purge);
     tcase_add_test(tc, t_single_thread_decay);
     tcase_add_test(tc, t_purger_lets_process_exit);
