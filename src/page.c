@@ -308,7 +308,8 @@ static void page_rebuild_free_list(page_t *pg)
  * and drained its remote frees.  Returns the bytes released. */
 size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch)
 {
-    if (pg->bin == BIN_LARGE || pg->used == pg->capacity || pg->block_size < 16 ||
+    /* no block in the free list (every one live or already unlisted): nothing to give */
+    if (pg->bin == BIN_LARGE || pg->used + pg->unlisted == pg->capacity || pg->block_size < 16 ||
         segment_of(pg->start)->kind == SEGMENT_DONATED)
         return 0;
     enum { MAX_OS_PAGES = 16 * SLICE_SIZE / OS_PAGE_SIZE };   /* largest class page */
