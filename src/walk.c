@@ -52,13 +52,33 @@ static bool page_geometry_ok(const segment_t *seg, const page_t *pg)
            side + (size_t)pg->capacity * width <= hi;
 }
 
-/* Block k of class page pg as an entry. */
+/* The entry that starts at block k of class page pg: the block if it is live, else the
+ * run of free blocks from k to the next live one (or the page's end), as one free entry,
+ * as Windows reports a free region. */
 static void block_entry(const page_t *pg, size_t k, entry_t *e)
 {
     unsigned v = side_get(pg, (uint32_t)k);
     e->address = pg->start + k * pg->block_size;
     e->used = side_is_allocated(pg, v) ? _USEDENTRY : _FREEENTRY;
-    e->size = e->used ? side_requested(pg, v, e->address) : pg->block_size;
+    if (e->used) {
+        e->size = side_requested(pg, v, e->address);
+        return;
+    }
+    size_t end = k + 1;
+    while (end < pg->capacity && !side_is_allocated(pg, side_get(pg, (uint32_t)end)))
+        end++;
+    e->size = (end - k) * pg->block_size;
+}
+
+/* The index of the first block after the entry that starts at block k (see block_entry). */
+static size_t block_entry_end(const page_t *pg, size_t k)
+{
+    if (side_is_allocated(pg, side_get(pg, (uint32_t)k)))
+        return k + 1;
+    size_t end = k + 1;
+    while (end < pg->capacity && !side_is_allocated(pg, side_get(pg, (uint32_t)end)))
+        end++;
+    return end;
 }
 
 /* The entry that starts at slice `i` of seg, or false past the end. */
@@ -118,8 +138,9 @@ static int entry_after(const segment_t *seg, const uint8_t *p, entry_t *e)
     size_t off = (size_t)(p - pg->start), k = off / pg->block_size;
     if (p < pg->start || (off % pg->block_size != 0 && !slice_aligned) || k >= pg->capacity)
         return _HEAPBADNODE;
-    if (k + 1 < pg->capacity) {
-        block_entry(pg, k + 1, e);
+    size_t next = block_entry_end(pg, k);
+    if (next < pg->capacity) {
+        block_entry(pg, next, e);
         return _HEAPOK;
     }
     size_t next_slice = (size_t)(pg - seg->pages) + (pg->slice_count ? pg->slice_count : 1);
@@ -154,19 +175,21 @@ static bool entry_above(const segment_t *seg, const uint8_t *p, entry_t *e)
     return entry_at_slice(seg, head + (pg->slice_count ? pg->slice_count : 1), e);
 }
 
-/* The entries this thread's walks returned last.  A walk that goes on from one of them
- * resumes at the next address whatever changed meanwhile; any other _pentry must still be
- * an entry now, or the walk reports _HEAPBADNODE. */
+/* The entries this thread's walks returned last, with their last byte.  A walk that goes
+ * on from one of them resumes at the first entry past that byte whatever changed
+ * meanwhile (a free run that grew or shrank is not reported twice); any other _pentry
+ * must still be an entry now, or the walk reports _HEAPBADNODE. */
 #define WALK_REMEMBERED 4
-static __thread const void *walk_returned[WALK_REMEMBERED];
+static __thread struct { const void *address, *last; } walk_returned[WALK_REMEMBERED];
 static __thread unsigned walk_returned_next;
 
-static bool walk_returned_entry(const void *p)
+/* The last byte of the remembered entry at p, or NULL when p is not one. */
+static const void *walk_returned_last(const void *p)
 {
     for (unsigned i = 0; i < WALK_REMEMBERED; i++)
-        if (walk_returned[i] == p)
-            return true;
-    return false;
+        if (walk_returned[i].address == p)
+            return walk_returned[i].last;
+    return NULL;
 }
 
 /* The first segment that ends above p.  Registry order is address order and segments'
@@ -194,6 +217,7 @@ API int _heapwalk(_HEAPINFO *info)
     }
     entry_t e;
     int result = _HEAPEND;
+    const void *last;
     registry_lock();
     segment_t *seg = registry_first();
     if (!info->_pentry) {
@@ -201,12 +225,12 @@ API int _heapwalk(_HEAPINFO *info)
             result = _HEAPEMPTY;
         else if (!segment_header_ok(seg))
             result = _HEAPBADBEGIN;
-    } else if (walk_returned_entry(info->_pentry)) {
-        seg = registry_find_above(info->_pentry);
+    } else if ((last = walk_returned_last(info->_pentry)) != NULL) {
+        seg = registry_find_above(last);
         if (seg && !segment_header_ok(seg)) {
             result = _HEAPBADNODE;
             seg = NULL;
-        } else if (seg && entry_above(seg, (const uint8_t *)info->_pentry, &e)) {
+        } else if (seg && entry_above(seg, (const uint8_t *)last, &e)) {
             result = _HEAPOK;
             seg = NULL;
         } else if (seg) {
@@ -237,7 +261,9 @@ API int _heapwalk(_HEAPINFO *info)
     }
     registry_unlock();
     if (result == _HEAPOK) {
-        walk_returned[walk_returned_next++ % WALK_REMEMBERED] = e.address;
+        unsigned slot = walk_returned_next++ % WALK_REMEMBERED;
+        walk_returned[slot].address = e.address;
+        walk_returned[slot].last = e.address + e.size - 1;
         info->_pentry = (int *)(void *)e.address;
         info->_size = e.size;
         info->_useflag = e.used;

@@ -697,6 +697,64 @@ static size_t walk_size(size_t i)
     return 1 + (i * 37) % 700;
 }
 
+/* A run of adjacent free blocks is one free entry, as Windows reports a free region:
+ * 50 neighbours freed between two live blocks read as one entry of 50 blocks' bytes,
+ * reported once, and a heap with most of its blocks freed has far fewer entries than
+ * blocks. */
+START_TEST(t_heapwalk_coalesces_free_runs)
+{
+    enum { N = 4000, RUN = 50, BS = 96 };
+    uintptr_t *a = scratch(N * sizeof *a);
+    for (size_t i = 0; i < N; i++) {
+        unsigned char *p = malloc(BS);
+        ck_assert_ptr_nonnull(p);
+        memset(p, 0x3c, BS);
+        a[i] = (uintptr_t)p;
+    }
+    qsort(a, N, sizeof *a, cmp_ptr);
+    size_t first = 0;   /* RUN + 2 blocks in a row in address order: live, RUN to free, live */
+    while (first + RUN + 1 < N && a[first + RUN + 1] - a[first] != (RUN + 1) * (uintptr_t)BS)
+        first++;
+    ck_assert_uint_lt(first + RUN + 1, N);
+    for (size_t i = first + 1; i <= first + RUN; i++) {
+        free((void *)a[i]);
+        a[i] = 0;
+    }
+    size_t hits = 0, inside = 0;
+    _HEAPINFO e = {0};
+    while (_heapwalk(&e) == _HEAPOK) {
+        uintptr_t at = (uintptr_t)e._pentry;
+        if (at == a[first] + BS) {
+            hits++;
+            expect(e._useflag == _FREEENTRY && e._size == RUN * BS, "the freed run reads as %s of %zu bytes",
+                   e._useflag == _FREEENTRY ? "free" : "used", e._size);
+        } else if (at > a[first] + BS && at < a[first + RUN + 1]) {
+            inside++;
+        }
+    }
+    expect(hits == 1 && inside == 0, "the run was reported %zu times, %zu entries inside it", hits, inside);
+    /* most blocks freed, one in ten kept: entries come near the live count, not N */
+    for (size_t i = 0; i < N; i++)
+        if (a[i] && i % 10 != 0) {
+            free((void *)a[i]);
+            a[i] = 0;
+        }
+    size_t entries = 0, live = 0;
+    memset(&e, 0, sizeof e);
+    while (_heapwalk(&e) == _HEAPOK) {
+        entries++;
+        live += e._useflag == _USEDENTRY;
+    }
+    expect(entries <= 2 * live + 64, "%zu entries for %zu live blocks", entries, live);
+    for (size_t i = 0; i < N; i++)
+        if (a[i]) {
+            const unsigned char *p = (const unsigned char *)a[i];
+            expect(p[0] == 0x3c && p[BS - 1] == 0x3c, "block %p changed", (const void *)p);
+            free((void *)a[i]);
+        }
+}
+END_TEST
+
 START_TEST(t_heapwalk_full)
 {
     uintptr_t *mine = scratch(WALK_N * sizeof *mine);
@@ -1305,6 +1363,7 @@ static Suite *crt_suite(void)
     tcase_add_test(tc, t_invalid_parameter_other_calls);
     tcase_add_test(tc, t_heapwalk_null);
     tcase_add_test(tc, t_heapwalk_full);
+    tcase_add_test(tc, t_heapwalk_coalesces_free_runs);
     tcase_add_test(tc, t_heapwalk_bad_node);
     tcase_add_test(tc, t_heapwalk_resumes_after_page_retired);
     tcase_add_test(tc, t_heapwalk_concurrent);
