@@ -437,6 +437,19 @@ size_t crt_requested_size(const void *p, const char *call)
     return block_requested(pg, side, p);
 }
 
+/* Grow large block p of page pg (not huge) to n bytes into the free slices after it.  Only
+ * the block's owner thread may: the segment's slice masks are its heap's. */
+static bool large_grow_in_place(page_t *pg, size_t n)
+{
+    heap_t *h = tls_heap;
+    if (n > LARGE_MAX || atomic_load_explicit(&pg->heap, memory_order_relaxed) != h)
+        return false;
+    heap_enter(h);
+    bool grown = segment_grow_span(pg, (n + SLICE_SIZE - 1) / SLICE_SIZE);
+    heap_leave(h);
+    return grown;
+}
+
 /* Resize p; in_place_only (for _expand) never moves it and returns NULL instead. */
 void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
 {
@@ -449,7 +462,8 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
     bool stay = n <= usable && (in_place_only || n > usable / 2 || usable <= MIN_BLOCK);
     if (pg->bin == BIN_LARGE) {
         segment_t *seg = segment_of(p);
-        if (stay || (n > usable && seg->kind == SEGMENT_HUGE && segment_grow_huge(seg, n))) {
+        bool grown = n > usable && (seg->kind == SEGMENT_HUGE ? segment_grow_huge(seg, n) : large_grow_in_place(pg, n));
+        if (stay || grown) {
             pg->large_requested = n;
             return p;
         }

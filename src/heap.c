@@ -159,12 +159,14 @@ static page_t *heap_alloc_span(heap_t *h, size_t slices, size_t align_slices, bo
         for (segment_t *seg = h->segments; seg; seg = seg->heap_next) {
             if (align_slices && seg->kind == SEGMENT_DONATED)
                 continue;   /* donated slices are only OS-page aligned */
-            /* an empty segment changes side, as a whole run: class pages start at its
-             * bottom, away from a large block freed at its top */
-            if (seg->holds_large != large && seg->kind != SEGMENT_DONATED && !other_side &&
-                (round == 0 || !segment_is_empty(seg)))
+            /* an empty segment changes side, as a whole run; a span of the other side
+             * (that, or a tight address space mixing them) goes to the top, away from the
+             * bottom where the segment's own spans start: a block freed there and freed
+             * again is still reported, not taken for a block of the new side */
+            bool changes_side = seg->holds_large != large && seg->kind != SEGMENT_DONATED;
+            if (changes_side && !other_side && (round == 0 || !segment_is_empty(seg)))
                 continue;
-            size_t start = 0, len = segment_fit(seg, slices, align_slices, large, round == 0, &start);
+            size_t start = 0, len = segment_fit(seg, slices, align_slices, changes_side, round == 0, &start);
             if (len && (best_len == 0 || len < best_len)) {
                 best_seg = seg;
                 best_len = len;

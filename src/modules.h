@@ -160,12 +160,13 @@ long option_default(unsigned option) INTERNAL;
 #define SPAN_SEGMENT_EMPTY 2u   /* segment_free_span: the segment is now empty */
 segment_t *segment_new(bool large, size_t slices) INTERNAL;
 void segment_init_donated(segment_t *seg, uint8_t *start, size_t size) INTERNAL;
-size_t segment_fit(const segment_t *seg, size_t slices, size_t align_slices, bool large, bool dirty_only,
+size_t segment_fit(const segment_t *seg, size_t slices, size_t align_slices, bool top, bool dirty_only,
                    size_t *start) INTERNAL;
 page_t *segment_take_slices(segment_t *seg, size_t i, size_t count) INTERNAL;
 size_t segment_span_bytes(const page_t *pg) INTERNAL;
 uint8_t *segment_side_slot(const page_t *pg) INTERNAL;   /* NULL: none (donated, huge) */
 unsigned segment_free_span(page_t *pg) INTERNAL;
+bool segment_grow_span(page_t *pg, size_t slices) INTERNAL;   /* a large block, in place */
 bool segment_is_empty(const segment_t *seg) INTERNAL;
 size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *batch) INTERNAL;
 size_t segment_unmap(segment_t *seg) INTERNAL;

@@ -149,18 +149,18 @@ page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
 
 /* The shortest run of set bits in `usable` that holds `slices` (best fit keeps the long
  * runs for the pages that need them); its length, or 0 when none does.  *start is where
- * the span goes inside it: at its bottom, or at its top for a large block. */
-static size_t best_fit_run(uint64_t usable, size_t slices, bool large, size_t *start)
+ * the span goes inside it: at its bottom, or at its top (`top`). */
+static size_t best_fit_run(uint64_t usable, size_t slices, bool top, size_t *start)
 {
     size_t best = 0;
     while (usable) {
         size_t i = (size_t)__builtin_ctzll(usable);
         uint64_t from_i = usable >> i;
         size_t n = ~from_i ? (size_t)__builtin_ctzll(~from_i) : 64 - i;
-        if (n >= slices && (best == 0 || n < best || (n == best && large))) {
+        if (n >= slices && (best == 0 || n < best || (n == best && top))) {
             best = n;
-            *start = large ? i + n - slices : i;
-            if (n == slices && !large)
+            *start = top ? i + n - slices : i;
+            if (n == slices && !top)
                 break;
         }
         usable &= ~run_mask(i, n);
@@ -170,10 +170,12 @@ static size_t best_fit_run(uint64_t usable, size_t slices, bool large, size_t *s
 
 /* Where a span of `slices` fits in seg: the length of the run it would take (0: none)
  * and its start in *start.  dirty_only: among the free slices that are still resident.
- * align_slices 0: anywhere; n >= 1: starting at a multiple of n slices.  Class pages
- * take the bottom of the shortest run that fits, large blocks its top; aligned spans
- * the first (class) or last (large) aligned start, reported as a run of `slices`. */
-size_t segment_fit(const segment_t *seg, size_t slices, size_t align_slices, bool large, bool dirty_only,
+ * align_slices 0: anywhere; n >= 1: starting at a multiple of n slices.  The span takes
+ * the bottom of the shortest run that fits (the slices after a large block stay free for
+ * it to grow into), or its top (`top`: the caller puts it apart from what the segment
+ * held).  Aligned spans take the first (or, at the top, the last) aligned start,
+ * reported as a run of `slices`. */
+size_t segment_fit(const segment_t *seg, size_t slices, size_t align_slices, bool top, bool dirty_only,
                    size_t *start)
 {
     uint64_t usable = seg->free_mask & (dirty_only ? seg->dirty_mask : ALL_SLICES);
@@ -184,15 +186,44 @@ size_t segment_fit(const segment_t *seg, size_t slices, size_t align_slices, boo
         uint64_t starts = runs_of(usable, slices) & aligned;   /* zeros shift in: runs end inside */
         if (!starts)
             return 0;
-        *start = large ? 63u - (size_t)__builtin_clzll(starts) : (size_t)__builtin_ctzll(starts);
+        *start = top ? 63u - (size_t)__builtin_clzll(starts) : (size_t)__builtin_ctzll(starts);
         return slices;
     }
-    return best_fit_run(usable, slices, large, start);
+    return best_fit_run(usable, slices, top, start);
 }
 
 /* Give a page's slices back to its segment as dirty (still resident).  Returns
  * SPAN_FIRST_DIRTY when the segment had no dirty slice before (the decay has work) and
  * SPAN_SEGMENT_EMPTY when the segment is now empty: the heap decides what follows. */
+/* Grow the span of page pg (a large block's, head descriptor) to `slices` slices where it
+ * is, if the slices after it are free: the block keeps its address and its contents.
+ * False when they are not (or the segment is huge).  Caller holds the owner's heap. */
+bool segment_grow_span(page_t *pg, size_t slices)
+{
+    segment_t *seg = segment_of(pg->start);
+    size_t i = (size_t)(pg->start - seg->base) >> SLICE_SHIFT, count = pg->slice_count;
+    if (seg->kind == SEGMENT_HUGE || slices <= count || i + slices > seg->slice_count)
+        return false;
+    uint64_t run = run_mask(i + count, slices - count);
+    if ((seg->free_mask & run) != run)
+        return false;
+    if ((seg->dirty_mask & run) != run)
+        huge_cache_cool();   /* slices that fault in: no hot huge block may stay resident */
+    if (seg->dirty_mask & run)
+        pg->fresh = 0;       /* what the grown part held is not known to be zero */
+    seg->free_mask &= ~run;
+    seg->dirty_mask &= ~run;
+    for (size_t k = count; k < slices; k++) {
+        page_t *tail = &seg->pages[i + k];
+        memset(tail, 0, sizeof *tail);
+        tail->slice_offset = (uint8_t)k;
+    }
+    pg->slice_count = (uint8_t)slices;
+    pg->block_size = segment_span_bytes(pg);
+    pg->inv_block_size = inv_block_size_of(pg->block_size);
+    return true;
+}
+
 unsigned segment_free_span(page_t *pg)
 {
     segment_t *seg = segment_of(pg->start);

@@ -233,6 +233,57 @@ START_TEST(t_expand_cannot_grow)
 }
 END_TEST
 
+/* _expand grows a large block into the free slices after it (200000 -> 400000 bytes, as a
+ * Windows program may ask), keeping its address and contents, and fails, changing
+ * nothing, where a live block lies after it; realloc grows in place the same way. */
+START_TEST(t_expand_grows_large_block)
+{
+    size_t n = 200000, grown = 400000;
+    unsigned char *p = malloc(n);
+    ck_assert_ptr_nonnull(p);
+    fill_all(p, n, 7);
+    unsigned char *q = _expand(p, grown);
+    expect(q == p, "_expand(%zu -> %zu) = %p, expected %p", n, grown, (void *)q, (void *)p);
+    if (q == p) {
+        expect(_msize(p) == grown, "_msize after growing: %zu", _msize(p));
+        expect(check_all(p, n, 7) == n, "growing in place changed the block");
+        memset(p + n, 0x11, grown - n);   /* the grown part is the program's */
+        ck_assert_int_eq(_heapchk(), _HEAPOK);
+    }
+    /* a live block right after it: no room, the block stays as it is */
+    unsigned char *after = malloc(grown);
+    ck_assert_ptr_nonnull(after);
+    memset(after, 0x22, grown);
+    size_t before = _msize(p);
+    unsigned char *r = _expand(p, 2 * 1024 * 1024);
+    if (r == NULL) {
+        expect(_msize(p) == before, "a failed _expand changed _msize: %zu -> %zu", before, _msize(p));
+    } else {
+        ck_assert_ptr_eq(r, p);   /* there was room after all: still in place */
+        expect(_msize(p) == 2 * 1024 * 1024, "_msize %zu", _msize(p));
+    }
+    expect(check_all(p, n, 7) == n, "the block changed");
+    for (size_t i = 0; i < grown; i++)
+        if (after[i] != 0x22) {
+            ck_abort_msg("the block after it changed at %zu", i);
+            break;
+        }
+    /* realloc of a large block with free slices after it stays where it is */
+    unsigned char *s = malloc(300000);
+    ck_assert_ptr_nonnull(s);
+    fill_all(s, 300000, 9);
+    unsigned char *t = realloc(s, 600000);
+    ck_assert_ptr_nonnull(t);
+    expect(check_all(t, 300000, 9) == 300000, "realloc lost data");
+    memset(t + 300000, 0x33, 300000);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+    free(t);
+    free(after);
+    free(p);
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+}
+END_TEST
+
 START_TEST(t_expand_null)
 {
     errno = 0;
@@ -1344,6 +1395,7 @@ static Suite *crt_suite(void)
     tcase_add_test(tc, t_expand_shrink_in_place);
     tcase_add_test(tc, t_requested_size_far_below_block);
     tcase_add_test(tc, t_expand_cannot_grow);
+    tcase_add_test(tc, t_expand_grows_large_block);
     tcase_add_test(tc, t_expand_null);
     tcase_add_test(tc, t_expand_too_big);
     tcase_add_test(tc, t_expand_zero_is_one);
