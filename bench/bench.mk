@@ -8,7 +8,8 @@
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra $(WERROR) -pthread \
                 -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 BENCH_PROGRAMS := small_churn mixed_sizes larson producer_consumer realloc_growth large_blocks \
-                  thread_churn tiny_lists touch_churn fastpath trim measure
+                  thread_churn tiny_lists touch_churn bignum malloc_simple malloc_thread rptest \
+                  fastpath trim measure
 BENCH_BINS := $(addprefix build/bench/,$(BENCH_PROGRAMS))
 
 .PHONY: bench bench-build bench-deps bench-crtheap bench-trim bench-callgrind

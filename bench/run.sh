@@ -24,6 +24,8 @@ mkdir -p "$RESULTS" "$LOGS"
 
 # name          program            threads  [program arguments after the scale]
 # touch-*: allocator-bound churn (touch_churn: max size, working set, % of sizes to 64 KiB)
+# bignum, malloc-simple, malloc-thread, rptest: on the model of cfrac, glibc's bench-malloc-simple
+# and bench-malloc-thread, and rpmalloc's rptest
 WORKLOADS="
 small-churn-1t       small_churn        1
 small-churn-2t       small_churn        2
@@ -49,6 +51,14 @@ touch-512-10k-8t     touch_churn        8  512 10000
 touch-1k-100k-1t     touch_churn        1  1024 100000
 touch-1k-1m-1t       touch_churn        1  1024 1000000
 touch-64k-10k-1t     touch_churn        1  512 10000 5
+bignum-1t            bignum             1
+malloc-simple-1t     malloc_simple      1
+malloc-simple-2t     malloc_simple      2
+malloc-thread-1t     malloc_thread      1
+malloc-thread-2t     malloc_thread      2
+malloc-thread-8t     malloc_thread      8
+rptest-2t            rptest             2
+rptest-8t            rptest             8
 "
 WORKLOADS=$(echo "$WORKLOADS" | awk 'NF >= 3' | grep -E "^[^ ]*($FILTER)" || true)
 if [ -z "$WORKLOADS" ]; then
