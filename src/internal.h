@@ -136,6 +136,8 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint16_t unlisted;        /* free blocks in no list (side entry 0): fresh or released */
     uint16_t scan;            /* where to look next for unlisted blocks */
     uint8_t emptied;          /* became empty since the last decay pass: in use, not idle */
+    uint8_t last_bin;         /* the class this slice served before it was last freed (0:
+                                 none): kept through the free, read when it is carved again */
     struct page *next, *prev; /* class queue */
     /* the side table of a page of few (large) blocks: in the header, no OS page of its own */
     uint16_t inline_side[INLINE_SIDE_MAX];

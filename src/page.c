@@ -101,12 +101,14 @@ bool page_extend(page_t *pg)
  * light class; carved on dirty slices it would keep all the memory the previous page
  * there touched.  Release the OS pages between its linked blocks and its side table
  * (every block there is unlisted, so nothing reads them) so that it holds what it uses.
- * One madvise per such page: empty pages stay in their queue as spares, so a class does
- * not carve one per cycle.  Larger blocks fill their page quickly; theirs is kept. */
+ * Not on slices its own class just gave up: a class that fills and empties pages in
+ * waves (a batch allocated, then freed) would release and fault them in again on every
+ * wave (256 B x 1600: 55 ns a malloc+free pair against 7).  Larger blocks fill their
+ * page quickly; theirs is kept. */
 void page_release_unlinked(page_t *pg)
 {
-    enum { LAZY_PAGE_MIN_BLOCKS = 256 };   /* one-slice pages of blocks up to 224 bytes */
-    if (pg->fresh || pg->capacity < LAZY_PAGE_MIN_BLOCKS)
+    enum { LAZY_PAGE_MIN_BLOCKS = 256 };   /* one-slice pages of blocks up to 256 bytes */
+    if (pg->fresh || pg->capacity < LAZY_PAGE_MIN_BLOCKS || pg->last_bin == pg->bin)
         return;
     uintptr_t lo = ((uintptr_t)pg->start + (size_t)pg->scan * pg->block_size + OS_PAGE_SIZE - 1) &
                    ~(uintptr_t)(OS_PAGE_SIZE - 1);

@@ -136,10 +136,12 @@ page_t *segment_take_slices(segment_t *seg, size_t i, size_t count)
     seg->free_mask &= ~run;
     seg->dirty_mask &= ~run;
     page_t *pg = &seg->pages[i];
+    uint8_t last_bin = pg->last_bin;
     memset(pg, 0, sizeof *pg);
     pg->start = seg->base + i * SLICE_SIZE;
     pg->slice_count = (uint8_t)count;
     pg->fresh = fresh;
+    pg->last_bin = last_bin;
     for (size_t k = 1; k < count; k++) {
         seg->pages[i + k].slice_offset = (uint8_t)k;
         seg->pages[i + k].bin = 0;
@@ -228,8 +230,10 @@ unsigned segment_free_span(page_t *pg)
 {
     segment_t *seg = segment_of(pg->start);
     size_t i = (size_t)(pg->start - seg->base) >> SLICE_SHIFT, count = pg->slice_count;
+    uint8_t bin = pg->bin;
     for (size_t k = 0; k < count; k++) {
         page_t *d = &seg->pages[i + k];
+        d->last_bin = bin;
         atomic_store_explicit(&d->heap, NULL, memory_order_relaxed);
         d->bin = 0;
         d->capacity = 0;
