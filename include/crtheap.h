@@ -84,6 +84,9 @@ typedef enum crtheap_option {
     CRTHEAP_OPTION_PURGER,          /* 1: a background thread applies the decay to heaps whose threads
                                        sleep (only while two threads have heaps); 0: only the threads'
                                        own allocations do (env CRTHEAP_PURGER) */
+    CRTHEAP_OPTION_SHOW_STATS,      /* 1: count every malloc, free and realloc (every call then takes the
+                                       slow path) and print statistics on stderr at exit
+                                       (env CRTHEAP_SHOW_STATS) */
     CRTHEAP_OPTION_COUNT
 } crtheap_option_t;
 
@@ -115,6 +118,27 @@ typedef struct crtheap_stats {
 int crtheap_get_stats(crtheap_stats_t *out);
 /* Print the statistics in a human-readable table. */
 void crtheap_print_stats(FILE *out);
+
+typedef struct crtheap_counters {
+    int counting;            /* 1: calls are counted (CRTHEAP_OPTION_SHOW_STATS); else the call
+                                counts and requested bytes below stay 0 */
+    uint64_t mallocs;        /* every allocation (malloc, calloc, aligned, new, a moving realloc) */
+    uint64_t frees;          /* every release of a block (free, delete, a moving realloc) */
+    uint64_t reallocs;       /* realloc, _recalloc, _expand and their aligned forms */
+    size_t requested;        /* bytes requested by the counted blocks still live */
+    size_t requested_peak;   /* the most that ever were */
+    uint64_t heapmin_calls;  /* _heapmin */
+    uint64_t trim_calls;     /* crtheap_trim and malloc_trim */
+    size_t trim_released;    /* bytes those calls gave back to the OS */
+    uint64_t threads;        /* threads that have allocated */
+    size_t peak_rss;         /* the process's peak resident set (getrusage), bytes */
+} crtheap_counters_t;
+
+/* Fill *out with the counters. 0 on success. */
+int crtheap_get_counters(crtheap_counters_t *out);
+/* The statistics and counters as one JSON object, written into buf (at most len bytes,
+ * NUL included) as snprintf does; returns the length the whole object needs. */
+size_t crtheap_stats_json(char *buf, size_t len);
 
 #ifdef __cplusplus
 }

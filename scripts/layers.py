@@ -9,7 +9,7 @@ import subprocess, sys, os
 
 LAYERS = [   # as src/modules.h lists them
     ["os", "diag", "sizeclass"],
-    ["release", "registry", "options", "overflow"],
+    ["release", "registry", "options", "overflow", "counters"],
     ["segment"],
     ["page"],
     ["claim"],

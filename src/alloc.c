@@ -123,7 +123,11 @@ static __attribute__((noinline)) void *malloc_refill_and_leave(heap_t *h, unsign
         heap_wait_unclaimed(h);                                                /* claimer's changes */
     void *p = heap_alloc_bin(h, bin, n);
     heap_leave(h);
-    return p ? perturbed_if_asked(p, n) : malloc_generic(n, 0);
+    if (!p)
+        return malloc_generic(n, 0);
+    if (counting())
+        count_malloc(h, n);
+    return perturbed_if_asked(p, n);
 }
 
 /* A block of class `bin` for n bytes from the thread's heap h; `narrow` as page_pop_as. */
@@ -230,6 +234,8 @@ out:
     heap_leave(h);
     if (!p)
         return malloc_failed(n, alignment);
+    if (counting())
+        count_malloc(h, n);
     return perturbed_if_asked(p, n);
 }
 
@@ -314,6 +320,8 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call, si
     page_t *pg = checked_page(p, call, &i, &side);
     if (sized != FREE_UNSIZED && sized != block_requested(pg, side, p))
         fatal_size_mismatch(call, p, sized, block_requested(pg, side, p));
+    if (counting())
+        count_free(thread_heap(), block_requested(pg, side, p));
     if (side == side_overflow_value(pg) && pg->bin != BIN_LARGE)
         overflow_drop(p);   /* before the block can be handed out again */
     int byte = atomic_load_explicit(&option_perturb_byte, memory_order_relaxed);
@@ -368,8 +376,8 @@ static inline __attribute__((always_inline)) void free_fast_on(heap_t *h, page_t
     }
     heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
     if (owner != h) {   /* another thread's (heap_none, a thread without a heap, owns none) */
-        if (unlikely(owner == NULL || atomic_load_explicit(&option_perturb_byte, memory_order_relaxed)))
-            return free_generic(p, call, FREE_UNSIZED);   /* a huge block (no owner), or M_PERTURB */
+        if (unlikely(owner == NULL || atomic_load_explicit(&option_perturb_byte, memory_order_relaxed) || counting()))
+            return free_generic(p, call, FREE_UNSIZED);   /* a huge block (no owner), M_PERTURB, counting */
         if (wide)   /* another thread's block: mark it queued, one push onto its heap */
             __atomic_store_n(side16, (uint16_t)SIDE16_REMOTE, __ATOMIC_RELAXED);
         else
@@ -450,14 +458,33 @@ static bool large_grow_in_place(page_t *pg, size_t n)
     return grown;
 }
 
+static void *realloc_body(void *p, size_t n, const char *call, bool in_place_only, page_t *pg, uint32_t i,
+                          unsigned side);
+
 /* Resize p; in_place_only (for _expand) never moves it and returns NULL instead. */
 void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
 {
     uint32_t i;
     unsigned side;
     page_t *pg = checked_page(p, call, &i, &side);
-    size_t usable = pg->block_size;
     n += n == 0;
+    if (likely(!counting()))
+        return realloc_body(p, n, call, in_place_only, pg, i, side);
+    /* counting mode: a block resized where it is changes the bytes requested (one that
+     * moves is counted as a malloc and a free) */
+    size_t old_requested = block_requested(pg, side, p);
+    void *q = realloc_body(p, n, call, in_place_only, pg, i, side);
+    count_realloc(thread_heap());
+    if (q == p)
+        count_resize(old_requested, n);
+    return q;
+}
+
+/* The work of crt_realloc on the live block p (page pg, index i, side entry side). */
+static void *realloc_body(void *p, size_t n, const char *call, bool in_place_only, page_t *pg, uint32_t i,
+                          unsigned side)
+{
+    size_t usable = pg->block_size;
     /* stay put when the block fits and is not more than twice too big */
     bool stay = n <= usable && (in_place_only || n > usable / 2 || usable <= MIN_BLOCK);
     if (pg->bin == BIN_LARGE) {
@@ -485,6 +512,15 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
     memcpy(q, p, usable < n ? usable : n);
     crt_free(p, call);
     return q;
+}
+
+/* CRTHEAP_SHOW_STATS=1 from the environment: the report at exit (counting itself starts
+ * at the first allocation, thread.c).  Here, so that a static link has it too. */
+__attribute__((constructor)) static void show_stats_if_asked(void)
+{
+    options_init();
+    if (option_show_stats)
+        stats_show_at_exit();
 }
 
 /* ---- the standard names ---- */

@@ -6,6 +6,7 @@
 #include "crtheap.h"
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 
 #define API __attribute__((visibility("default")))
 
@@ -14,8 +15,30 @@ API long crtheap_option_get(crtheap_option_t option)
     return option_value((unsigned)option);
 }
 
+/* The heaps take the slow paths while M_PERTURB fills or counting mode counts; the two
+ * reasons and the diversion change under one lock, or two calls could leave a reason on
+ * with the heaps back on the fast paths. */
+static pthread_mutex_t divert_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static void divert_update_locked(void)
+{
+    heap_set_diverted(atomic_load(&option_perturb_byte) != 0 || counting());
+}
+
 API int crtheap_option_set(crtheap_option_t option, long value)
 {
+    if (option == CRTHEAP_OPTION_SHOW_STATS) {
+        pthread_mutex_lock(&divert_mutex);
+        int r = option_store((unsigned)option, value);
+        if (r == 0) {
+            atomic_store(&counting_mode, value != 0);
+            divert_update_locked();
+            if (value)
+                stats_show_at_exit();
+        }
+        pthread_mutex_unlock(&divert_mutex);
+        return r;
+    }
     if (option_store((unsigned)option, value) != 0)
         return -1;
     os_event_signal(&decay_work, true);   /* the decay's timing or the purger's presence may have changed */
@@ -50,13 +73,10 @@ API int mallopt(int param, int value)
         option_mmap_threshold = (size_t)value;
         return 1;
     case M_PERTURB: {
-        /* the byte and the heaps' diversion change together, or two calls could leave
-         * the byte set with the heaps back on the fast paths */
-        static pthread_mutex_t perturb_mutex = PTHREAD_MUTEX_INITIALIZER;
-        pthread_mutex_lock(&perturb_mutex);
+        pthread_mutex_lock(&divert_mutex);
         atomic_store(&option_perturb_byte, value & 0xff);
-        heap_set_diverted((value & 0xff) != 0);
-        pthread_mutex_unlock(&perturb_mutex);
+        divert_update_locked();
+        pthread_mutex_unlock(&divert_mutex);
         return 1;
     }
     case M_MXFAST:

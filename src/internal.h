@@ -191,6 +191,10 @@ typedef struct page_queue { page_t *first; } page_queue_t;   /* page.c: the last
 
 #define REMOTE_LISTS 4
 
+/* Calls counted in counting mode (counters.c), per heap, written by its owner only. */
+enum { COUNT_MALLOC, COUNT_FREE, COUNT_REALLOC, COUNT_KINDS };
+typedef struct heap_counts { uint64_t calls[COUNT_KINDS]; } heap_counts_t;
+
 enum heap_state { HEAP_LIVE = 1, HEAP_ABANDONED = 2 };
 
 /* heap_t.claim bits: any bit set sends the owner's malloc and free off the fast path */
@@ -211,6 +215,7 @@ typedef struct heap {
      * cache line) that a freeing thread takes in turn: the owner drains them side by side,
      * so the cache misses on their links overlap instead of following one chain */
     struct { _Alignas(64) _Atomic(block_t *) head; } remote[REMOTE_LISTS];
+    _Alignas(64) heap_counts_t counts;   /* counting mode only (slow paths) */
 } heap_t;
 
 _Static_assert(SEGMENT_SLICES == 64, "slice masks are uint64_t");

@@ -2,7 +2,7 @@
  * layer order: a file calls only the sections above its own (scripts/layers.py, run by
  * `make check`, verifies it).  The structures and the glossary are in internal.h.
  *
- *   os, diag, sizeclass  →  release, registry, options, overflow  →  segment  →  page  →  claim
+ *   os, diag, sizeclass  →  release, registry, options, overflow, counters  →  segment  →  page  →  claim
  *   →  heap  →  decay  →  thread  →  trim, walk, stats, control  →  alloc, crt, cxx */
 #ifndef CRTHEAP_MODULES_H
 #define CRTHEAP_MODULES_H
@@ -144,10 +144,27 @@ static inline size_t side_requested(const page_t *pg, unsigned v, const void *p)
     return v == side_overflow_value(pg) ? overflow_get(p) : pg->block_size - (v - 1);
 }
 
+/* ---- counters.c: calls and bytes counted in counting mode; trims, threads ---- */
+extern _Atomic int counting_mode INTERNAL;   /* CRTHEAP_SHOW_STATS=1: heaps diverted, slow paths count */
+typedef struct counters_global {
+    uint64_t heapless[COUNT_KINDS];   /* calls of threads without a heap */
+    size_t requested_now, requested_peak;
+    uint64_t heapmin_calls, trim_calls, trim_released, threads_seen;
+} counters_global_t;
+void count_malloc(heap_t *h, size_t requested) INTERNAL;   /* h NULL: a thread without a heap */
+void count_free(heap_t *h, size_t requested) INTERNAL;
+void count_realloc(heap_t *h) INTERNAL;
+void count_resize(size_t old_requested, size_t new_requested) INTERNAL;
+void count_trim(bool heapmin, size_t released) INTERNAL;
+void count_thread(void) INTERNAL;
+void counters_global(counters_global_t *out) INTERNAL;
+static inline bool counting(void) { return atomic_load_explicit(&counting_mode, memory_order_relaxed); }
+
 /* ---- options.c: the values every layer reads (changed through control.c) ---- */
 extern long option_purge_delay_ms INTERNAL;
 extern long option_huge_cache_mb INTERNAL;
 extern long option_purger INTERNAL;              /* 0: no background purger thread */
+extern long option_show_stats INTERNAL;          /* 1: counting mode, statistics at exit */
 extern size_t option_mmap_threshold INTERNAL;    /* mallopt(M_MMAP_THRESHOLD): own mapping from here */
 extern _Atomic int option_perturb_byte INTERNAL; /* mallopt(M_PERTURB); 0: off */
 void options_init(void) INTERNAL;                /* the environment, once */
@@ -284,6 +301,9 @@ void decay_fork_child(void) INTERNAL;
 
 /* ---- thread.c: the first allocation, thread exit, fork ---- */
 heap_t *heap_get_or_init(void) INTERNAL;
+
+/* ---- stats.c: statistics, counters, their printers ---- */
+void stats_show_at_exit(void) INTERNAL;   /* CRTHEAP_SHOW_STATS: print them at exit (once) */
 
 /* ---- alloc.c: allocation entry points shared by the API files ---- */
 void *crt_malloc(size_t n) INTERNAL;

@@ -1,13 +1,18 @@
-/* stats.c — what the heap holds: crtheap_get_stats/crtheap_print_stats and glibc's
- * mallinfo2, mallinfo, malloc_stats, malloc_info and mallopt.  Figures come from a walk
- * of the registry (racy reads, no counters on the fast path). */
+/* stats.c — what the heap holds and what was counted: crtheap_get_stats,
+ * crtheap_get_counters, their printers (crtheap_print_stats, CRTHEAP_SHOW_STATS at exit,
+ * crtheap_stats_json) and glibc's mallinfo2, mallinfo, malloc_stats and malloc_info.
+ * Figures come from a walk of the registry (racy reads, no counters on the fast path);
+ * the counts from counters.c and every heap's own. */
 #define _GNU_SOURCE
 #include "modules.h"
 #include "crtheap.h"
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #define API __attribute__((visibility("default")))
 
@@ -80,6 +85,150 @@ API void crtheap_print_stats(FILE *out)
         if (st.classes[i].pages)
             fprintf(out, "  %10zu %12zu %8zu\n", st.classes[i].block_size, st.classes[i].blocks_in_use,
                     st.classes[i].pages);
+}
+
+API int crtheap_get_counters(crtheap_counters_t *out)
+{
+    if (!out) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    counters_global_t g;
+    counters_global(&g);
+    uint64_t calls[COUNT_KINDS];
+    memcpy(calls, g.heapless, sizeof calls);
+    for (heap_t *h = heap_all_first(); h; h = h->all_next)   /* racy reads of owners' counts */
+        for (unsigned k = 0; k < COUNT_KINDS; k++)
+            calls[k] += __atomic_load_n(&h->counts.calls[k], __ATOMIC_RELAXED);
+    out->counting = counting();
+    out->mallocs = calls[COUNT_MALLOC];
+    out->frees = calls[COUNT_FREE];
+    out->reallocs = calls[COUNT_REALLOC];
+    out->requested = g.requested_now;
+    out->requested_peak = g.requested_peak;
+    out->heapmin_calls = g.heapmin_calls;
+    out->trim_calls = g.trim_calls;
+    out->trim_released = g.trim_released;
+    out->threads = g.threads_seen;
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        out->peak_rss = (size_t)ru.ru_maxrss * 1024;
+    return 0;
+}
+
+/* n bytes in the largest unit that keeps it above 1 ("12.3 MiB"). */
+static const char *human(char buf[24], size_t n)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+    if (n < 1024) {
+        snprintf(buf, 24, "%zu B", n);
+        return buf;
+    }
+    double v = (double)n / 1024;
+    unsigned u = 0;
+    while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, 24, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+/* Resident bytes of each class's pages (mincore), for the exit report. */
+static void class_resident(size_t resident[CRTHEAP_SIZE_CLASSES])
+{
+    memset(resident, 0, CRTHEAP_SIZE_CLASSES * sizeof *resident);
+    registry_lock();
+    for (segment_t *seg = registry_first(); seg; seg = seg->reg_next)
+        for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
+            const page_t *pg = &seg->pages[i];
+            if (pg->bin != 0 && pg->bin != BIN_LARGE && pg->slice_offset == 0 && pg->bin < CRTHEAP_SIZE_CLASSES)
+                resident[pg->bin] += os_resident_bytes(pg->start, segment_span_bytes(pg));
+        }
+    registry_unlock();
+}
+
+/* The report CRTHEAP_SHOW_STATS=1 prints at exit, in human units. */
+static void print_report(FILE *out)
+{
+    crtheap_stats_t st;
+    crtheap_counters_t c;
+    crtheap_get_stats(&st);
+    crtheap_get_counters(&c);
+    char a[24], b[24];
+    fprintf(out, "crtheap: statistics of process %ld\n", (long)getpid());
+    fprintf(out, "  %-28s %12s %12s\n", "", "now", "peak");
+    fprintf(out, "  %-28s %12s %12s\n", "requested by live blocks", human(a, c.requested), human(b, c.requested_peak));
+    fprintf(out, "  %-28s %12s\n", "in use (usable bytes)", human(a, st.in_use));
+    fprintf(out, "  %-28s %12s\n", "committed", human(a, st.committed));
+    fprintf(out, "  %-28s %12s %12s  (peak: the whole process's RSS)\n", "resident", human(a, st.resident),
+            human(b, c.peak_rss));
+    fprintf(out, "  %-28s %12s\n", "mapped", human(a, st.mapped));
+    fprintf(out, "  %-28s %12s  (in all, since start)\n", "released to the OS", human(a, st.released));
+    fprintf(out, "  %-28s %12s\n", "huge blocks cached", human(a, st.huge_cached));
+    fprintf(out, "  calls: malloc %llu, free %llu, realloc %llu%s\n", (unsigned long long)c.mallocs,
+            (unsigned long long)c.frees, (unsigned long long)c.reallocs,
+            c.counting ? "" : " (not counted: counting mode was off)");
+    fprintf(out, "  _heapmin %llu, trims %llu: gave back %s\n", (unsigned long long)c.heapmin_calls,
+            (unsigned long long)c.trim_calls, human(a, c.trim_released));
+    fprintf(out, "  threads that allocated %llu, heaps %zu, segments %zu\n", (unsigned long long)c.threads, st.heaps,
+            st.segments);
+    size_t resident[CRTHEAP_SIZE_CLASSES];
+    class_resident(resident);
+    fprintf(out, "  %10s %14s %8s %12s\n", "class", "blocks in use", "pages", "resident");
+    for (int i = 0; i < CRTHEAP_SIZE_CLASSES; i++)
+        if (st.classes[i].pages)
+            fprintf(out, "  %10s %14zu %8zu %12s\n", human(a, st.classes[i].block_size), st.classes[i].blocks_in_use,
+                    st.classes[i].pages, human(b, resident[i]));
+}
+
+static void print_report_at_exit(void)
+{
+    print_report(stderr);
+}
+
+void stats_show_at_exit(void)
+{
+    static _Atomic int registered;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&registered, &expected, 1))
+        atexit(print_report_at_exit);
+}
+
+API size_t crtheap_stats_json(char *buf, size_t len)
+{
+    crtheap_stats_t st;
+    crtheap_counters_t c;
+    crtheap_get_stats(&st);
+    crtheap_get_counters(&c);
+    size_t n = 0;
+    char scratch[1] = { 0 };   /* where output past len goes (snprintf of size 1 writes only the NUL) */
+#define JSON(...)                                                                                     \
+    do {                                                                                              \
+        int k = snprintf(n < len ? buf + n : scratch, n < len ? len - n : sizeof scratch, __VA_ARGS__); \
+        n += k > 0 ? (size_t)k : 0;                                                                   \
+    } while (0)
+    JSON("{\"in_use\":%zu,\"committed\":%zu,\"resident\":%zu,\"mapped\":%zu,\"released\":%zu,"
+         "\"donated\":%zu,\"huge_cached\":%zu,\"segments\":%zu,\"heaps\":%zu,",
+         st.in_use, st.committed, st.resident, st.mapped, st.released, st.donated, st.huge_cached, st.segments,
+         st.heaps);
+    JSON("\"counting\":%s,\"mallocs\":%llu,\"frees\":%llu,\"reallocs\":%llu,\"requested\":%zu,"
+         "\"requested_peak\":%zu,\"heapmin_calls\":%llu,\"trim_calls\":%llu,\"trim_released\":%zu,"
+         "\"threads\":%llu,\"peak_rss\":%zu,\"classes\":[",
+         c.counting ? "true" : "false", (unsigned long long)c.mallocs, (unsigned long long)c.frees,
+         (unsigned long long)c.reallocs, c.requested, c.requested_peak, (unsigned long long)c.heapmin_calls,
+         (unsigned long long)c.trim_calls, c.trim_released, (unsigned long long)c.threads, c.peak_rss);
+    const char *sep = "";
+    for (int i = 0; i < CRTHEAP_SIZE_CLASSES; i++)
+        if (st.classes[i].pages) {
+            JSON("%s{\"block_size\":%zu,\"blocks_in_use\":%zu,\"pages\":%zu}", sep, st.classes[i].block_size,
+                 st.classes[i].blocks_in_use, st.classes[i].pages);
+            sep = ",";
+        }
+    JSON("]}");
+#undef JSON
+    return n;
 }
 
 API struct mallinfo2 mallinfo2(void)

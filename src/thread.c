@@ -33,6 +33,10 @@ static void global_init(void)
     registry_init_secret();
     options_init();
     sizeclass_check();
+    if (option_show_stats) {   /* counting mode from the start: every heap is diverted */
+        atomic_store(&counting_mode, 1);
+        heap_set_diverted(true);
+    }
     atomic_store(&init_state, 2);
 }
 
@@ -49,6 +53,7 @@ heap_t *heap_get_or_init(void)
     if (!h)
         return NULL;
     tls_heap = h;
+    count_thread();
     /* Registered after tls_heap is set: these may allocate and must find a heap. */
     static _Atomic int hooks_done;
     int expected = 0;

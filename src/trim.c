@@ -70,7 +70,7 @@ static size_t heap_trim_all(void)
 API int _heapmin(void)
 {
     release_take_error();
-    heap_trim_all();
+    count_trim(true, heap_trim_all());
     int e = release_take_error();
     if (e) {
         errno = e;
@@ -81,13 +81,17 @@ API int _heapmin(void)
 
 API size_t crtheap_trim(void)
 {
-    return heap_trim_all();
+    size_t released = heap_trim_all();
+    count_trim(false, released);
+    return released;
 }
 
 API int malloc_trim(size_t pad)
 {
     (void)pad;   /* crtheap keeps no top-of-heap pad: all free memory goes back */
-    return heap_trim_all() > 0;
+    size_t released = heap_trim_all();
+    count_trim(false, released);
+    return released > 0;
 }
 
 API void crtheap_collect(void)

@@ -841,7 +841,8 @@ START_TEST(t_options_environment_and_api)
               sizeof err);
     ck_assert_str_eq(err, "crtheap: option CRTHEAP_PURGE_DELAY_MS = 777 (environment)\n"
                           "crtheap: option CRTHEAP_HUGE_CACHE_MB = 5 (environment)\n"
-                          "crtheap: option CRTHEAP_PURGER = 1 (default)\n");
+                          "crtheap: option CRTHEAP_PURGER = 1 (default)\n"
+                          "crtheap: option CRTHEAP_SHOW_STATS = 0 (default)\n");
     run_probe("CRTHEAP_VERBOSE=yes", "", out, sizeof out, err, sizeof err);
     ck_assert_str_eq(err, "crtheap: CRTHEAP_VERBOSE=yes: not 0 or 1; using 0\n");
     run_probe("CRTHEAP_PURGE_DELAY_MS=99999999999999999999", "", out, sizeof out, err, sizeof err);
@@ -854,6 +855,34 @@ START_TEST(t_options_environment_and_api)
     ck_assert_int_eq(crtheap_option_set(CRTHEAP_OPTION_HUGE_CACHE_MB, (long)1 << 40), -1);
     ck_assert_int_eq(crtheap_option_set(CRTHEAP_OPTION_COUNT, 1), -1);
     ck_assert_int_eq(crtheap_option_get(CRTHEAP_OPTION_COUNT), -1);
+}
+END_TEST
+
+/* CRTHEAP_SHOW_STATS=1: every malloc, free and realloc counted exactly (the probe makes
+ * 1000, 400 and 10 of them), the requested bytes followed, a JSON object with the same
+ * figures, and the report at exit on stderr.  Off, nothing is counted. */
+START_TEST(t_show_stats_counts_and_report)
+{
+    char out[16384], err[16384];
+    run_probe("CRTHEAP_SHOW_STATS=1", "count", out, sizeof out, err, sizeof err);
+    unsigned long long m = 0, f = 0, r = 0;
+    long long q = 0;
+    int fits = 0;
+    int used = 0;
+    ck_assert_int_eq(sscanf(out, "count %llu %llu %llu %lld %d %n", &m, &f, &r, &q, &fits, &used), 5);
+    expect(m == 1000 && f == 400 && r == 10, "counted %llu mallocs, %llu frees, %llu reallocs", m, f, r);
+    expect(q == 1000 * 100 - 400 * 100 - 10 * 10, "requested bytes moved by %lld", q);
+    const char *json = out + used;
+    expect(fits && json[0] == '{' && strstr(json, "\"counting\":true") && strstr(json, "\"mallocs\":") &&
+               strstr(json, "\"classes\":[{\"block_size\":") && strstr(json, "]}\n"),
+           "JSON: %.300s", json);
+    expect(strstr(err, "crtheap: statistics of process") && strstr(err, "calls: malloc ") &&
+               strstr(err, "requested by live blocks") && strstr(err, "blocks in use"),
+           "report at exit: \"%.400s\"", err);
+    run_probe("", "count", out, sizeof out, err, sizeof err);
+    ck_assert_int_eq(sscanf(out, "count %llu %llu %llu %lld %d %n", &m, &f, &r, &q, &fits, &used), 5);
+    expect(m == 0 && f == 0 && r == 0 && q == 0 && strstr(out, "\"counting\":false") && err[0] == 0,
+           "counting off: %llu %llu %llu %lld, stderr \"%s\"", m, f, r, q, err);
 }
 END_TEST
 
@@ -972,6 +1001,7 @@ int main(void)
     add_case(s, "aligned_runtime", t_aligned_runtime_behaviour, 30);
     add_case(s, "trim_figures", t_trim_figures_are_honest, 60);
     add_case(s, "options", t_options_environment_and_api, 30);
+    add_case(s, "show_stats", t_show_stats_counts_and_report, 30);
     add_case(s, "sized", t_sized_frees_with_the_right_size, 30);
     add_case(s, "rlimit_as", t_tight_address_space, 60);
     SRunner *sr = srunner_create(s);
