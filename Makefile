@@ -16,7 +16,7 @@ HDRS := $(wildcard src/*.h) include/crtheap.h
 SONAME := libcrtheap.so.$(VERSION_MAJOR)
 
 .PHONY: all clean install test bench check
-all: build/libcrtheap.so build/libcrtheap.a build/crtheap-demo
+all: build/libcrtheap.so build/libcrtheap.a build/crtheap-demo build/crtheap build/libcrtheap-probe.so
 
 build/obj/%.o: src/%.c $(HDRS) Makefile
 	@mkdir -p $(dir $@)
@@ -32,6 +32,15 @@ build/libcrtheap.so: build/libcrtheap.so.$(VERSION)
 	ln -sf libcrtheap.so.$(VERSION) $@
 build/libcrtheap.a: $(OBJS)
 	rm -f $@; ar rcs $@ $(OBJS)
+
+# The crtheap command (tools/crtheap.sh) and the probe `crtheap compare` preloads into
+# both runs of a program (it measures RSS at exit under any allocator).
+build/crtheap: tools/crtheap.sh
+	@mkdir -p build
+	install -m 755 $< $@
+build/libcrtheap-probe.so: tools/probe.c
+	@mkdir -p build
+	$(CC) -std=gnu11 -O2 -fPIC -shared -Wall -Wextra $(WERROR) $< -o $@
 
 # The demo is built against the system allocator and run twice: as it is, and with
 # crtheap preloaded, so both trims are shown on the same workload.
@@ -53,7 +62,11 @@ build/%.pc: %.pc.in Makefile
 # the Microsoft runtime's <malloc.h> declarations to the system's.
 install: all build/crtheap.pc build/crtheap-msvc.pc
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/man/man3 \
-		$(DESTDIR)$(PREFIX)/include/crtheap/msvc
+		$(DESTDIR)$(PREFIX)/include/crtheap/msvc $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/crtheap \
+		$(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 build/crtheap $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 build/libcrtheap-probe.so $(DESTDIR)$(PREFIX)/lib/crtheap/
+	install -m 644 man/man1/crtheap.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 build/libcrtheap.so.$(VERSION) build/libcrtheap.a $(DESTDIR)$(PREFIX)/lib/
 	ln -sf libcrtheap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf libcrtheap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcrtheap.so
@@ -61,6 +74,17 @@ install: all build/crtheap.pc build/crtheap-msvc.pc
 	install -m 644 build/crtheap.pc build/crtheap-msvc.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
 	install -m 644 include/crtheap/msvc/malloc.h $(DESTDIR)$(PREFIX)/include/crtheap/msvc/
 	if ls man/man3/*.3 >/dev/null 2>&1; then install -m 644 man/man3/*.3 $(DESTDIR)$(PREFIX)/share/man/man3/; fi
+
+# Removes what install put there (the same PREFIX and DESTDIR).
+.PHONY: uninstall
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libcrtheap.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME) \
+		$(DESTDIR)$(PREFIX)/lib/libcrtheap.so $(DESTDIR)$(PREFIX)/lib/libcrtheap.a \
+		$(DESTDIR)$(PREFIX)/include/crtheap.h $(DESTDIR)$(PREFIX)/include/crtheap/msvc/malloc.h \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig/crtheap.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/crtheap-msvc.pc \
+		$(DESTDIR)$(PREFIX)/bin/crtheap $(DESTDIR)$(PREFIX)/lib/crtheap/libcrtheap-probe.so \
+		$(DESTDIR)$(PREFIX)/share/man/man1/crtheap.1 $(addprefix $(DESTDIR)$(PREFIX)/share/man/man3/,$(notdir $(wildcard man/man3/*.3)))
+	-rmdir $(DESTDIR)$(PREFIX)/include/crtheap/msvc $(DESTDIR)$(PREFIX)/include/crtheap $(DESTDIR)$(PREFIX)/lib/crtheap 2>/dev/null
 
 # Static checks; each can fail: cppcheck, clang-tidy (any warning fails), and the layer
 # rule of src/modules.h (no file calls a layer above its own).

@@ -16,7 +16,7 @@ LAYERS = [   # as src/modules.h lists them
     ["heap"],
     ["decay"],
     ["thread"],
-    ["trim", "walk", "stats", "control"],
+    ["trim", "walk", "stats", "control", "sample"],
     ["alloc", "crt", "cxx"],
 ]
 

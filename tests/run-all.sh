@@ -90,6 +90,12 @@ if [ -x "$bin/ported_windows" ]; then
     if "$bin/ported_windows"; then tally ported-windows 1 0; else tally ported-windows 0 1; fi
 fi
 
+# The crtheap command: run (samples, summary, plot), stats, compare.
+if [ -n "$lib" ] && [ -x "$(dirname "$lib")/crtheap" ]; then
+    echo "== the crtheap command (crtheap run, stats, compare)"
+    run_script crtheap-command "$here/crtheap-command.sh" "$(dirname "$lib")"
+fi
+
 if [ -x "$bin/tsan_trim" ]; then
     echo "== _heapmin racing malloc/free under ThreadSanitizer"
     run_script tsan "$here/run-tsan.sh" "$bin/tsan_trim"

@@ -11,7 +11,7 @@
 TEST_BIN     ?= build/tests
 # How tests link the allocator; empty links nothing (the system malloc).
 CRTHEAP_LIB  ?= -Lbuild -lcrtheap -Wl,-rpath,$(abspath build)
-TEST_LIBDEPS ?= build/libcrtheap.so build/libcrtheap.a
+TEST_LIBDEPS ?= build/libcrtheap.so build/libcrtheap.a build/crtheap build/libcrtheap-probe.so
 # Every malloc/free call must reach the allocator: no builtin folding.
 TEST_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra $(WERROR) -pthread -Iinclude -Itests \
                 -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \

@@ -1,0 +1,108 @@
+/* sample.c — the heap's figures over time, for `crtheap run`.
+ *
+ * When CRTHEAP_SAMPLE_FILE names a file and CRTHEAP_SAMPLE_PID is this process's id
+ * (the command sets both, so that the programs the sampled one starts do not sample),
+ * a thread writes one line to the file every CRTHEAP_SAMPLE_MS milliseconds (100):
+ *
+ *   ms  in_use  committed  resident  released  rss  trims  trim_released
+ *
+ * (bytes; rss is the process's resident set; trims counts _heapmin, crtheap_trim and
+ * malloc_trim calls so far, trim_released what they gave back), and a last line at exit.
+ * The thread blocks every signal and never allocates (it has no heap: the purger and
+ * the statistics do not see it).  Nothing of this exists without the variables.
+ *
+ * Layer 8 (beside stats.c, whose figures it writes). */
+#define _GNU_SOURCE
+#include "modules.h"
+#include "crtheap.h"
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int sample_fd = -1;
+static long sample_interval_ms = 100;
+static uint64_t sample_start_ms;
+static pthread_mutex_t sample_mutex = PTHREAD_MUTEX_INITIALIZER;   /* one line at a time */
+
+/* The process's resident set in bytes, from /proc/self/statm (no stdio: no allocation). */
+static size_t process_rss(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *p = strchr(buf, ' ');
+    return p ? (size_t)strtoull(p + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
+}
+
+static void sample_write(void)
+{
+    crtheap_stats_t st;
+    crtheap_counters_t c;
+    crtheap_get_stats(&st);
+    crtheap_get_counters(&c);
+    char line[256];
+    int n = snprintf(line, sizeof line, "%llu\t%zu\t%zu\t%zu\t%zu\t%zu\t%llu\t%zu\n",
+                     (unsigned long long)(os_now_ms() - sample_start_ms), st.in_use, st.committed, st.resident,
+                     st.released, process_rss(), (unsigned long long)(c.heapmin_calls + c.trim_calls),
+                     c.trim_released);
+    pthread_mutex_lock(&sample_mutex);
+    if (n > 0 && sample_fd >= 0 && write(sample_fd, line, (size_t)n) != n) {
+        close(sample_fd);   /* the disk is full or gone: stop rather than write half lines */
+        sample_fd = -1;
+    }
+    pthread_mutex_unlock(&sample_mutex);
+}
+
+static void *sampler(void *arg)
+{
+    (void)arg;
+    struct timespec pause = { sample_interval_ms / 1000, (sample_interval_ms % 1000) * 1000000L };
+    for (;;) {
+        sample_write();
+        nanosleep(&pause, NULL);
+    }
+    return NULL;
+}
+
+static void sample_at_exit(void)
+{
+    sample_write();
+}
+
+__attribute__((constructor)) static void sample_start(void)
+{
+    const char *file = getenv("CRTHEAP_SAMPLE_FILE"), *pid = getenv("CRTHEAP_SAMPLE_PID");
+    if (!file || !*file || !pid || strtol(pid, NULL, 10) != (long)getpid())
+        return;
+    const char *ms = getenv("CRTHEAP_SAMPLE_MS");
+    if (ms && strtol(ms, NULL, 10) >= 1 && strtol(ms, NULL, 10) <= 60000)
+        sample_interval_ms = strtol(ms, NULL, 10);
+    sample_fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+    if (sample_fd < 0) {
+        static const char msg[] = "crtheap: CRTHEAP_SAMPLE_FILE cannot be written; not sampling\n";
+        os_write_stderr(msg, sizeof msg - 1);
+        return;
+    }
+    sample_start_ms = os_now_ms();
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread starts with every signal blocked */
+    pthread_t t;
+    if (pthread_create(&t, NULL, sampler, NULL) == 0) {
+        pthread_setname_np(t, "crtheap-sample");
+        pthread_detach(t);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    atexit(sample_at_exit);
+}
