@@ -231,16 +231,72 @@ API size_t crtheap_stats_json(char *buf, size_t len)
     return n;
 }
 
+/* What glibc's mallinfo2 and malloc_info describe: free blocks by class, free runs of
+ * slices, and the blocks mapped on their own (huge) that are in use. */
+typedef struct heap_shape {
+    size_t free_blocks[CRTHEAP_SIZE_CLASSES];   /* free blocks of each class, in its pages */
+    size_t free_block_bytes;
+    size_t free_runs, free_run_bytes;           /* runs of free slices (and cached huge blocks) */
+    size_t huge_live, huge_live_bytes;          /* huge blocks in use: glibc's mmapped chunks */
+    size_t huge_mapped;                         /* bytes of every huge segment, cached ones too */
+    size_t dirty_free_bytes;                    /* free slices still resident: what a trim frees first */
+} heap_shape_t;
+
+static void heap_shape(heap_shape_t *hs)
+{
+    memset(hs, 0, sizeof *hs);
+    registry_lock();
+    for (segment_t *seg = registry_first(); seg; seg = seg->reg_next) {
+        if (seg->kind == SEGMENT_HUGE) {
+            hs->huge_mapped += seg->map_size;
+            if (seg->pages[1].bin != 0) {
+                hs->huge_live++;
+                hs->huge_live_bytes += seg->pages[1].block_size;
+            } else {
+                hs->free_runs++;
+                hs->free_run_bytes += seg->pages[1].block_size;
+            }
+            continue;
+        }
+        hs->dirty_free_bytes += (size_t)__builtin_popcountll(seg->free_mask & seg->dirty_mask) * SLICE_SIZE;
+        for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
+            const page_t *pg = &seg->pages[i];
+            if (seg->free_mask >> i & 1) {
+                if (i == seg->first_slice || !(seg->free_mask >> (i - 1) & 1))
+                    hs->free_runs++;
+                hs->free_run_bytes += SLICE_SIZE;
+            } else if (pg->bin != 0 && pg->bin != BIN_LARGE && pg->slice_offset == 0 && pg->bin < CRTHEAP_SIZE_CLASSES) {
+                size_t free = pg->used <= pg->capacity ? (size_t)pg->capacity - pg->used : 0;
+                hs->free_blocks[pg->bin] += free;
+                hs->free_block_bytes += free * pg->block_size;
+            }
+        }
+    }
+    registry_unlock();
+}
+
+/* glibc's meanings: arena the bytes of the heap proper (not blocks mapped on their own),
+ * ordblks its free chunks (free blocks and free runs of slices), hblks/hblkhd the blocks
+ * mapped on their own that are in use, uordblks/fordblks the heap's bytes in use and
+ * free, keepcost what a trim could give back at once (free slices still resident). */
 API struct mallinfo2 mallinfo2(void)
 {
     crtheap_stats_t st;
     crtheap_get_stats(&st);
+    heap_shape_t hs;
+    heap_shape(&hs);
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof mi);
-    mi.arena = st.mapped + st.donated;
-    mi.uordblks = st.in_use;
-    mi.fordblks = st.committed > st.in_use ? st.committed - st.in_use : 0;
-    mi.ordblks = st.segments;
+    size_t heap_bytes = st.mapped + st.donated;
+    mi.arena = heap_bytes > hs.huge_mapped ? heap_bytes - hs.huge_mapped : 0;
+    mi.ordblks = hs.free_runs;
+    for (int i = 0; i < CRTHEAP_SIZE_CLASSES; i++)
+        mi.ordblks += hs.free_blocks[i];
+    mi.hblks = hs.huge_live;
+    mi.hblkhd = hs.huge_live_bytes;
+    mi.uordblks = st.in_use > hs.huge_live_bytes ? st.in_use - hs.huge_live_bytes : 0;
+    mi.fordblks = hs.free_block_bytes + hs.free_run_bytes;
+    mi.keepcost = hs.dirty_free_bytes;
     return mi;
 }
 
@@ -272,6 +328,9 @@ API void malloc_stats(void)
     pthread_setcancelstate(cancel_state, NULL);
 }
 
+/* glibc's shape: one heap, its free chunks by size (here: the free blocks of each class,
+ * from the size above the class below to the class's size), the totals, the system's
+ * bytes now and at most, then the same for the whole process with the mmapped blocks. */
 API int malloc_info(int options, FILE *out)
 {
     if (options != 0 || !out) {
@@ -280,15 +339,33 @@ API int malloc_info(int options, FILE *out)
     }
     crtheap_stats_t st;
     crtheap_get_stats(&st);
+    heap_shape_t hs;
+    heap_shape(&hs);
+    size_t rest_count = hs.free_runs, rest_bytes = hs.free_block_bytes + hs.free_run_bytes;
     fprintf(out, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
-    for (int i = 0; i < CRTHEAP_SIZE_CLASSES; i++)
-        if (st.classes[i].pages)
-            fprintf(out, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
-                    st.classes[i].block_size, st.classes[i].block_size,
-                    st.classes[i].block_size * st.classes[i].blocks_in_use, st.classes[i].blocks_in_use);
-    fprintf(out, "</sizes>\n<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n", st.segments, st.mapped);
-    fprintf(out, "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n", st.committed,
-            st.mapped);
-    fprintf(out, "<aspace type=\"total\" size=\"%zu\"/>\n</heap>\n</malloc>\n", st.mapped + st.donated);
+    size_t below = 0;
+    for (int i = 1; i < CRTHEAP_SIZE_CLASSES && st.classes[i].block_size; i++) {
+        size_t bs = st.classes[i].block_size;
+        if (hs.free_blocks[i])
+            fprintf(out, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n", below + 1, bs,
+                    hs.free_blocks[i] * bs, hs.free_blocks[i]);
+        rest_count += hs.free_blocks[i];
+        below = bs;
+    }
+    if (hs.free_runs)
+        fprintf(out, "  <unsorted from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n", (size_t)SLICE_SIZE,
+                hs.free_run_bytes, hs.free_run_bytes, hs.free_runs);
+    size_t heap_bytes = st.mapped + st.donated;
+    size_t arena = heap_bytes > hs.huge_mapped ? heap_bytes - hs.huge_mapped : 0;
+    fprintf(out, "</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+                 "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+                 "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+                 "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n</heap>\n",
+            rest_count, rest_bytes, st.committed, arena, arena, arena);
+    fprintf(out, "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+                 "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
+                 "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+                 "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n</malloc>\n",
+            rest_count, rest_bytes, hs.huge_live, hs.huge_live_bytes, st.committed, heap_bytes, heap_bytes, heap_bytes);
     return 0;
 }

@@ -899,6 +899,14 @@ START_TEST(t_malloc_info)
 {
     void *p = malloc(5000);
     require(p != NULL);
+    static void *q[400];   /* free blocks to report: every other one of 400 */
+    for (int i = 0; i < 400; i++) {
+        q[i] = malloc(100);
+        require(q[i] != NULL);
+        memset(q[i], 7, 100);
+    }
+    for (int i = 0; i < 400; i += 2)
+        free(q[i]);
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -908,7 +916,13 @@ START_TEST(t_malloc_info)
     expect(len >= 7 && strncmp(buf, "<malloc", 7) == 0, "malloc_info wrote \"%.40s\"",
            buf ? buf : "");
     expect(strstr(buf, "</malloc>") != NULL, "malloc_info XML not closed");
+    /* glibc's shape: free chunks by size, the totals, the system's bytes */
+    expect(strstr(buf, "<size from=\"") && strstr(buf, "<total type=\"rest\" count=\"") &&
+               strstr(buf, "<total type=\"mmap\"") && strstr(buf, "<system type=\"current\""),
+           "malloc_info is not in glibc's shape: %.400s", buf);
     free(buf);
+    for (int i = 1; i < 400; i += 2)
+        fill_check_free(q[i], 100);
     /* glibc: options must be 0, else it returns EINVAL. */
     f = tmpfile();
     require(f != NULL);
