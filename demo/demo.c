@@ -140,5 +140,8 @@ int main(void)
             if (slots[t][i].p)
                 check_and_free(&slots[t][i]);
     printf("  every live block checked intact after the trim\n");
+    if (heapmin)
+        printf("  to watch any program's heap over time: build/crtheap run -o DIR -- PROGRAM ARGS...\n"
+               "  (DIR/summary.txt and DIR/memory.svg), or CRTHEAP_SHOW_STATS=1 for a report at exit\n");
     return 0;
 }
