@@ -528,24 +528,44 @@ __attribute__((constructor)) static void show_stats_if_asked(void)
 API void *malloc(size_t n) { return malloc_fast(n); }
 API void free(void *p) { free_fast(p, "free", FREE_UNSIZED); }
 
-/* Zero a reused large block of n bytes for calloc.  Where most of its OS pages are not
- * resident (the last program touched a few of them, or the decay gave them back),
- * clearing would fault every page in: the pages go back to the kernel instead, which
- * zeroes a page only when the program touches it.  Where most are resident (the last
- * user wrote it all), clearing in place is cheaper than a fault per page later.
- * mincore(2) only estimates the cost: either way the block reads as zero (a swapped-out
+/* Zero a reused large block of n bytes for calloc, 2 MiB (a transparent huge page) at a
+ * time.  Where most of a chunk's OS pages are not resident (the last user touched a
+ * few, the decay gave them back, or it is the new tail of a grown block), clearing would
+ * fault every page in: the chunk goes back to the kernel instead, which zeroes a page
+ * only when the program touches it.  Where most are resident (the last user wrote it),
+ * clearing in place is cheaper than a fault per page later, and keeps a huge page whole.
+ * mincore(2) only estimates the cost: either way the chunk reads as zero (a swapped-out
  * page, which reads as not resident, is dropped too). */
 static void zero_large_block(void *p, size_t n)
 {
-    uintptr_t lo = ((uintptr_t)p + OS_PAGE_SIZE - 1) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
-    uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
-    if (hi > lo && os_resident_bytes((void *)lo, hi - lo) < (hi - lo) / 2 &&
-        os_release((void *)lo, hi - lo) == 0) {
-        memset(p, 0, lo - (uintptr_t)p);                  /* the partial pages at each end */
-        memset((void *)hi, 0, (uintptr_t)p + n - hi);
+    enum { CHUNK = 2 * 1024 * 1024 };
+    uintptr_t start = (uintptr_t)p, stop = start + n;
+    uintptr_t lo = (start + OS_PAGE_SIZE - 1) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    uintptr_t hi = stop & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    if (hi <= lo) {
+        memset(p, 0, n);
         return;
     }
-    memset(p, 0, n);
+    memset(p, 0, lo - start);   /* the partial OS pages at each end */
+    memset((void *)hi, 0, stop - hi);
+    uintptr_t give_from = 0, give_to = 0;   /* chunks to give back, merged into one range */
+    for (uintptr_t a = lo; a < hi;) {
+        uintptr_t end = (a & ~(uintptr_t)(CHUNK - 1)) + CHUNK;
+        end = end < hi ? end : hi;
+        if (os_resident_bytes((void *)a, end - a) < (end - a) / 2) {
+            if (give_to != a)
+                give_from = a;
+            give_to = end;
+        } else {
+            memset((void *)a, 0, end - a);
+        }
+        if ((give_to != 0 && give_to != end) || (give_to == end && end == hi)) {
+            if (os_release((void *)give_from, give_to - give_from) != 0)
+                memset((void *)give_from, 0, give_to - give_from);
+            give_to = 0;
+        }
+        a = end;
+    }
 }
 
 API void *calloc(size_t count, size_t size)

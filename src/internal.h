@@ -101,20 +101,30 @@ struct heap;
 /* A page descriptor lives in its segment's header, one per slice; the tail slices of a
  * multi-slice page point back to the head with slice_offset. */
 typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shift */
-    /* first cache line: everything malloc's and free's fast paths read or write, so that
-     * an operation touches one line of metadata besides the side entry.  Other threads'
-     * frees read it too (shape and owner) while the owner writes free and used: a cross-
-     * thread free shares the line, as in mimalloc; a same-thread pair pays one line. */
+    /* first cache line: the page's shape, read by every malloc and free (other threads'
+     * included) and written when the page is made (and the large fields on slow paths),
+     * never by malloc's and free's fast paths: a thread freeing into this page does not
+     * take the line the owner writes on each operation (with free and used here too,
+     * producer-consumer-2t ran 25% slower, for no gain on one thread's wall time) */
     uint8_t *start;           /* first block; 64 KiB aligned for segment pages */
     void *side;               /* side table: uint8_t or uint16_t per block (inline_side for
                                  pages of at most INLINE_SIDE_MAX blocks) */
     uint64_t inv_block_size;  /* floor(2^INV_SHIFT / block_size) + 1: block index by multiply */
     size_t block_size;
     _Atomic(struct heap *) heap;  /* owner; read by other threads to route their frees */
-    block_t *free;            /* owner's list of free blocks (inside the first blocks_bytes) */
+    size_t large_requested;   /* requested size of a BIN_LARGE block */
     uint16_t capacity;        /* blocks the page holds (at most 4096: 16 B blocks, one slice) */
     uint8_t bin;              /* size class, BIN_LARGE, or 0 for a free slice (capacity 0 too) */
     uint8_t side_wide;        /* side entries are uint16_t */
+    uint32_t blocks_bytes;    /* capacity * block_size: where the blocks end */
+    uint8_t slice_offset;     /* tail descriptor: distance back to the head */
+    uint8_t slice_count;      /* slices spanned (head descriptor) */
+    uint8_t large_side;       /* the side entry of a BIN_LARGE page's one block */
+    uint8_t fresh;            /* memory known to be zero (new or released) */
+    uint16_t unlisted;        /* free blocks in no list (side entry 0): fresh or released */
+    uint16_t scan;            /* where to look next for unlisted blocks */
+    /* second cache line: the owner's (malloc's and free's writes, the queue) */
+    block_t *free;            /* owner's list of free blocks (inside the first blocks_bytes) */
     /* free's fast path decrements used_state as one signed word: it reads <= 0 exactly
      * when the page emptied (used 0) or has a reason in free_slow (its top bit), the
      * cases for the slow half, so one test covers them all */
@@ -126,15 +136,6 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
         };
         int32_t used_state;
     };
-    uint32_t blocks_bytes;    /* capacity * block_size: where the blocks end */
-    uint8_t slice_offset;     /* tail descriptor: distance back to the head */
-    uint8_t slice_count;      /* slices spanned (head descriptor) */
-    uint8_t large_side;       /* the side entry of a BIN_LARGE page's one block */
-    uint8_t fresh;            /* memory known to be zero (new or released) */
-    /* second cache line: slow paths only (refill, queue changes, large blocks) */
-    size_t large_requested;   /* requested size of a BIN_LARGE block */
-    uint16_t unlisted;        /* free blocks in no list (side entry 0): fresh or released */
-    uint16_t scan;            /* where to look next for unlisted blocks */
     uint8_t emptied;          /* became empty since the last decay pass: in use, not idle */
     uint8_t last_bin;         /* the class this slice served before it was last freed (0:
                                  none): kept through the free, read when it is carved again */
@@ -142,7 +143,7 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     /* the side table of a page of few (large) blocks: in the header, no OS page of its own */
     uint16_t inline_side[INLINE_SIDE_MAX];
 } page_t;
-_Static_assert(offsetof(page_t, large_requested) == 64, "the fast paths' fields fill the first cache line");
+_Static_assert(offsetof(page_t, free) == 64, "the owner's fields start the second cache line");
 /* page_t.free_slow: why the page's next free takes the slow half (owner or claimer writes) */
 #define PAGE_SLOW    0x80u    /* set with any reason below: the sign bit of used_state */
 #define PAGE_IN_FULL 0x40u    /* taken out of its queue: it had no free block */

@@ -304,6 +304,8 @@ heap_t *heap_get_or_init(void) INTERNAL;
 
 /* ---- stats.c: statistics, counters, their printers ---- */
 void stats_show_at_exit(void) INTERNAL;   /* CRTHEAP_SHOW_STATS: print them at exit (once) */
+/* ---- sample.c: the sampler (crtheap run, and the peaks of CRTHEAP_SHOW_STATS) ---- */
+bool sample_peaks(size_t *in_use, size_t *committed, size_t *resident) INTERNAL;   /* false: none */
 
 /* ---- alloc.c: allocation entry points shared by the API files ---- */
 void *crt_malloc(size_t n) INTERNAL;

@@ -9,7 +9,10 @@
  * (bytes; rss is the process's resident set; trims counts _heapmin, crtheap_trim and
  * malloc_trim calls so far, trim_released what they gave back), and a last line at exit.
  * The thread blocks every signal and never allocates (it has no heap: the purger and
- * the statistics do not see it).  Nothing of this exists without the variables.
+ * the statistics do not see it).  CRTHEAP_SHOW_STATS=1 starts it too, without a file,
+ * for the peaks of in use, committed and resident that the report at exit gives (sampled
+ * every 100 ms: between two samples a peak may pass unseen).  Nothing of this exists
+ * without those variables.
  *
  * Layer 8 (beside stats.c, whose figures it writes). */
 #define _GNU_SOURCE
@@ -25,6 +28,8 @@
 #include <unistd.h>
 
 static int sample_fd = -1;
+static bool sampling;
+static size_t peak_in_use, peak_committed, peak_resident;   /* written by the sampler only */
 static long sample_interval_ms = 100;
 static uint64_t sample_start_ms;
 static pthread_mutex_t sample_mutex = PTHREAD_MUTEX_INITIALIZER;   /* one line at a time */
@@ -51,6 +56,16 @@ static void sample_write(void)
     crtheap_counters_t c;
     crtheap_get_stats(&st);
     crtheap_get_counters(&c);
+    pthread_mutex_lock(&sample_mutex);
+    if (st.in_use > peak_in_use)
+        peak_in_use = st.in_use;
+    if (st.committed > peak_committed)
+        peak_committed = st.committed;
+    if (st.resident > peak_resident)
+        peak_resident = st.resident;
+    pthread_mutex_unlock(&sample_mutex);
+    if (sample_fd < 0)
+        return;
     char line[256];
     int n = snprintf(line, sizeof line, "%llu\t%zu\t%zu\t%zu\t%zu\t%zu\t%llu\t%zu\n",
                      (unsigned long long)(os_now_ms() - sample_start_ms), st.in_use, st.committed, st.resident,
@@ -80,21 +95,40 @@ static void sample_at_exit(void)
     sample_write();
 }
 
+/* The sampled peaks, each at least `now`'s; false when nothing samples. */
+bool sample_peaks(size_t *in_use, size_t *committed, size_t *resident)
+{
+    if (!sampling)
+        return false;
+    pthread_mutex_lock(&sample_mutex);
+    *in_use = *in_use > peak_in_use ? *in_use : peak_in_use;
+    *committed = *committed > peak_committed ? *committed : peak_committed;
+    *resident = *resident > peak_resident ? *resident : peak_resident;
+    pthread_mutex_unlock(&sample_mutex);
+    return true;
+}
+
 __attribute__((constructor)) static void sample_start(void)
 {
     const char *file = getenv("CRTHEAP_SAMPLE_FILE"), *pid = getenv("CRTHEAP_SAMPLE_PID");
-    if (!file || !*file || !pid || strtol(pid, NULL, 10) != (long)getpid())
+    bool to_file = file && *file && pid && strtol(pid, NULL, 10) == (long)getpid();
+    options_init();
+    if (!to_file && !option_show_stats)
         return;
     const char *ms = getenv("CRTHEAP_SAMPLE_MS");
-    if (ms && strtol(ms, NULL, 10) >= 1 && strtol(ms, NULL, 10) <= 60000)
+    if (to_file && ms && strtol(ms, NULL, 10) >= 1 && strtol(ms, NULL, 10) <= 60000)
         sample_interval_ms = strtol(ms, NULL, 10);
-    sample_fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-    if (sample_fd < 0) {
-        static const char msg[] = "crtheap: CRTHEAP_SAMPLE_FILE cannot be written; not sampling\n";
-        os_write_stderr(msg, sizeof msg - 1);
-        return;
+    if (to_file) {
+        sample_fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+        if (sample_fd < 0) {
+            static const char msg[] = "crtheap: CRTHEAP_SAMPLE_FILE cannot be written; not sampling\n";
+            os_write_stderr(msg, sizeof msg - 1);
+            if (!option_show_stats)
+                return;
+        }
     }
     sample_start_ms = os_now_ms();
+    sampling = true;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);   /* the thread starts with every signal blocked */

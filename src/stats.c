@@ -157,13 +157,22 @@ static void print_report(FILE *out)
     crtheap_get_stats(&st);
     crtheap_get_counters(&c);
     char a[24], b[24];
+    size_t in_use_peak = st.in_use, committed_peak = st.committed, resident_peak = st.resident;
+    bool sampled = sample_peaks(&in_use_peak, &committed_peak, &resident_peak);
     fprintf(out, "crtheap: statistics of process %ld\n", (long)getpid());
     fprintf(out, "  %-28s %12s %12s\n", "", "now", "peak");
-    fprintf(out, "  %-28s %12s %12s\n", "requested by live blocks", human(a, c.requested), human(b, c.requested_peak));
-    fprintf(out, "  %-28s %12s\n", "in use (usable bytes)", human(a, st.in_use));
-    fprintf(out, "  %-28s %12s\n", "committed", human(a, st.committed));
-    fprintf(out, "  %-28s %12s %12s  (peak: the whole process's RSS)\n", "resident", human(a, st.resident),
-            human(b, c.peak_rss));
+    fprintf(out, "  %-28s %12s %12s  (counted)\n", "requested by live blocks", human(a, c.requested),
+            human(b, c.requested_peak));
+    if (sampled) {
+        fprintf(out, "  %-28s %12s %12s  (peaks sampled every 100 ms)\n", "in use (usable bytes)", human(a, st.in_use),
+                human(b, in_use_peak));
+        fprintf(out, "  %-28s %12s %12s\n", "committed", human(a, st.committed), human(b, committed_peak));
+        fprintf(out, "  %-28s %12s %12s\n", "resident", human(a, st.resident), human(b, resident_peak));
+    } else {
+        fprintf(out, "  %-28s %12s\n  %-28s %12s\n  %-28s %12s\n", "in use (usable bytes)", human(a, st.in_use),
+                "committed", human(b, st.committed), "resident", human(a, st.resident));
+    }
+    fprintf(out, "  %-28s %12s %12s  (the whole process: getrusage)\n", "process RSS", "", human(b, c.peak_rss));
     fprintf(out, "  %-28s %12s\n", "mapped", human(a, st.mapped));
     fprintf(out, "  %-28s %12s  (in all, since start)\n", "released to the OS", human(a, st.released));
     fprintf(out, "  %-28s %12s\n", "huge blocks cached", human(a, st.huge_cached));
