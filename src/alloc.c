@@ -548,21 +548,20 @@ static void zero_large_block(void *p, size_t n)
     }
     memset(p, 0, lo - start);   /* the partial OS pages at each end */
     memset((void *)hi, 0, stop - hi);
-    uintptr_t give_from = 0, give_to = 0;   /* chunks to give back, merged into one range */
+    uintptr_t run = 0;   /* where the cold chunks given back together start (0: none yet) */
     for (uintptr_t a = lo; a < hi;) {
         uintptr_t end = (a & ~(uintptr_t)(CHUNK - 1)) + CHUNK;
         end = end < hi ? end : hi;
-        if (os_resident_bytes((void *)a, end - a) < (end - a) / 2) {
-            if (give_to != a)
-                give_from = a;
-            give_to = end;
-        } else {
+        bool cold = os_resident_bytes((void *)a, end - a) < (end - a) / 2;
+        if (cold && run == 0)
+            run = a;
+        if (!cold)
             memset((void *)a, 0, end - a);
-        }
-        if ((give_to != 0 && give_to != end) || (give_to == end && end == hi)) {
-            if (os_release((void *)give_from, give_to - give_from) != 0)
-                memset((void *)give_from, 0, give_to - give_from);
-            give_to = 0;
+        if (run != 0 && (!cold || end == hi)) {
+            uintptr_t to = cold ? end : a;
+            if (os_release((void *)run, to - run) != 0)
+                memset((void *)run, 0, to - run);
+            run = 0;
         }
         a = end;
     }
