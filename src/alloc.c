@@ -458,8 +458,9 @@ static bool large_grow_in_place(page_t *pg, size_t n)
     return grown;
 }
 
-static void *realloc_body(void *p, size_t n, const char *call, bool in_place_only, page_t *pg, uint32_t i,
-                          unsigned side);
+static inline __attribute__((always_inline)) void *realloc_body(void *p, size_t n, const char *call,
+                                                                bool in_place_only, page_t *pg, uint32_t i,
+                                                                unsigned side);
 
 /* Resize p; in_place_only (for _expand) never moves it and returns NULL instead. */
 void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
@@ -480,9 +481,11 @@ void *crt_realloc(void *p, size_t n, const char *call, bool in_place_only)
     return q;
 }
 
-/* The work of crt_realloc on the live block p (page pg, index i, side entry side). */
-static void *realloc_body(void *p, size_t n, const char *call, bool in_place_only, page_t *pg, uint32_t i,
-                          unsigned side)
+/* The work of crt_realloc on the live block p (page pg, index i, side entry side); inline:
+ * a call here cost realloc-growth 11% more instructions. */
+static inline __attribute__((always_inline)) void *realloc_body(void *p, size_t n, const char *call,
+                                                                bool in_place_only, page_t *pg, uint32_t i,
+                                                                unsigned side)
 {
     size_t usable = pg->block_size;
     /* stay put when the block fits and is not more than twice too big */
