@@ -79,11 +79,24 @@ printf 'workload\tallocator\trun\twall_s\tmaxrss_kib\tstatus\n' > "$RAW"
 total=$(( $(echo "$WORKLOADS" | wc -l) * RUNS ))
 step=0
 echo "run.sh: $(echo "$WORKLOADS" | wc -l) workloads x [$ALLOCATORS] x $RUNS runs"
+# Each run starts the rotation at the next allocator, and each workload first runs once
+# unmeasured (under the allocator that goes first): the first process after a different
+# workload pays for the kernel's change of state (measured: large-blocks-1t 0.25-0.33 s
+# for whichever allocator went first, 0.10-0.15 s after), which the first allocator in a
+# fixed order always took.  BENCH_WARMUP=0 skips the unmeasured run.
+read -r -a ALLOC_LIST <<< "$ALLOCATORS"
 for run in $(seq 1 "$RUNS"); do
+    shift_by=$(( (run - 1) % ${#ALLOC_LIST[@]} ))
+    ORDER="${ALLOC_LIST[*]:shift_by} ${ALLOC_LIST[*]:0:shift_by}"
     while read -r name program threads extra; do
         step=$((step + 1))
         line="[$step/$total] $name:"
-        for alloc in $ALLOCATORS; do
+        if [ "${BENCH_WARMUP:-1}" != 0 ]; then
+            first=${ORDER%% *}
+            measure_run "$name" "$first" "$LOGS/$name.warmup.log" "$LOGS/$name.warmup.measure" \
+                "$BIN/$program" "$threads" "$SCALE" $extra
+        fi
+        for alloc in $ORDER; do
             report=$LOGS/$name.$alloc.$run.measure
             measure_run "$name" "$alloc" "$LOGS/$name.$alloc.$run.log" "$report" \
                 "$BIN/$program" "$threads" "$SCALE" $extra
