@@ -29,6 +29,10 @@
 
 static int sample_fd = -1;
 static bool sampling;
+/* The sampled process.  A child it forks inherits the file, the exit handler and perhaps
+ * a sample_mutex the sampler held at the fork, but not the thread: it must touch none
+ * of them (it would append to the parent's samples, or wait for that mutex forever). */
+static pid_t sample_pid;
 static size_t peak_in_use, peak_committed, peak_resident;   /* written by the sampler only */
 static long sample_interval_ms = 100;
 static uint64_t sample_start_ms;
@@ -92,13 +96,14 @@ static void *sampler(void *arg)
 
 static void sample_at_exit(void)
 {
-    sample_write();
+    if (getpid() == sample_pid)
+        sample_write();
 }
 
 /* The sampled peaks, each at least `now`'s; false when nothing samples. */
 bool sample_peaks(size_t *in_use, size_t *committed, size_t *resident)
 {
-    if (!sampling)
+    if (!sampling || getpid() != sample_pid)
         return false;
     pthread_mutex_lock(&sample_mutex);
     *in_use = *in_use > peak_in_use ? *in_use : peak_in_use;
@@ -128,6 +133,7 @@ __attribute__((constructor)) static void sample_start(void)
         }
     }
     sample_start_ms = os_now_ms();
+    sample_pid = getpid();
     sampling = true;
     sigset_t all, old;
     sigfillset(&all);

@@ -72,6 +72,25 @@ else
     fail "run: gnuplot is not installed (scripts/install-deps.sh installs gnuplot-nox)"
 fi
 
+# a sampled program that forks children which exit through exit(): they inherit the
+# samples' file and the exit handler, and must write nothing (with a 60 s interval the
+# parent writes exactly two lines: at its start and at its exit)
+"$crtheap" run -o "$work/forks" -i 60000 -- "$PYTHON" -c "
+import os
+for i in range(5):
+    pid = os.fork()
+    if pid == 0:
+        x = [bytearray(100) for _ in range(1000)]
+        raise SystemExit(0)
+    os.waitpid(pid, 0)
+" 2> /dev/null
+lines=$(wc -l < "$work/forks/samples.tsv")
+if [ "$lines" -eq 2 ]; then
+    pass "run: forked children add nothing to the samples"
+else
+    fail "run: $lines sample lines from a parent and 5 forked children, want 2"
+fi
+
 # stats: a process started by crtheap run, while it runs
 "$crtheap" run -o "$work/sleeper" -i 20 -- "$PYTHON" -c "import time; x = [bytearray(5000) for _ in range(2000)]; time.sleep(2)" 2> /dev/null &
 runner=$!
