@@ -322,8 +322,9 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call, si
         fatal_size_mismatch(call, p, sized, block_requested(pg, side, p));
     if (counting())
         count_free(thread_heap(), block_requested(pg, side, p));
-    if (side == side_overflow_value(pg) && pg->bin != BIN_LARGE)
-        overflow_drop(p);   /* before the block can be handed out again */
+    /* its overflow entry goes once the side entry no longer says OVERFLOW (a walker that
+     * reads OVERFLOW finds the size) and before the block can be handed out again */
+    bool overflowed = side == side_overflow_value(pg) && pg->bin != BIN_LARGE;
     int byte = atomic_load_explicit(&option_perturb_byte, memory_order_relaxed);
     if (unlikely(byte != 0))
         perturb_freed(pg, p, byte);
@@ -332,6 +333,8 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call, si
     if (owner == h) {
         heap_enter(h);
         side_set(pg, i, side_free_value(pg));
+        if (overflowed)
+            overflow_drop(p);
         heap_free_owned(h, pg, p);   /* the same free-into-own-page as the fast path's */
         heap_leave(h);
     } else if (pg->bin == BIN_LARGE && owner == NULL) {
@@ -339,6 +342,8 @@ static __attribute__((noinline)) void free_generic(void *p, const char *call, si
         segment_free_huge(segment_of(p));
     } else {
         side_set(pg, i, side_remote_value(pg));
+        if (overflowed)
+            overflow_drop(p);
         heap_free_remote(pg, p);
     }
 }
@@ -453,7 +458,7 @@ static bool large_grow_in_place(page_t *pg, size_t n)
     if (n > LARGE_MAX || atomic_load_explicit(&pg->heap, memory_order_relaxed) != h)
         return false;
     heap_enter(h);
-    bool grown = segment_grow_span(pg, (n + SLICE_SIZE - 1) / SLICE_SIZE);
+    bool grown = segment_grow_span(pg, n);
     heap_leave(h);
     return grown;
 }
@@ -585,8 +590,8 @@ API void *calloc(size_t count, size_t size)
             pg->fresh = 0;
             if (atomic_load_explicit(&option_perturb_byte, memory_order_relaxed))
                 memset(p, 0, n ? n : 1);
-        } else if (pg->bin == BIN_LARGE) {
-            zero_large_block(p, n);
+        } else if (pg->bin == BIN_LARGE && segment_of(p)->kind != SEGMENT_DONATED) {
+            zero_large_block(p, n);   /* donated memory is never given back: it may be a file's */
         } else {
             memset(p, 0, n ? n : 1);
         }

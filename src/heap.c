@@ -341,6 +341,10 @@ void *heap_malloc_large(heap_t *h, size_t n, size_t alignment)
     page_t *pg = NULL;
     if (n <= LARGE_MAX && n < option_mmap_threshold && align_slices <= SEGMENT_SLICES / 4)
         pg = heap_alloc_span(h, slices, align_slices, true);
+    if (pg && segment_span_bytes(pg) < n) {   /* a donated segment's short last slice */
+        heap_spans_freed(h, segment_free_span(pg));
+        pg = NULL;
+    }
     if (!pg)
         pg = segment_alloc_huge(h, n, alignment);
     if (!pg)

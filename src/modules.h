@@ -13,7 +13,6 @@
 /* ---- os.c: the only file that talks to the kernel about memory, time and futexes ---- */
 void *os_map(size_t size) INTERNAL;                        /* NULL + ENOMEM on failure */
 void *os_map_aligned(size_t size, size_t alignment) INTERNAL;
-int os_remap_to(void *p, size_t old_size, void *target, size_t new_size) INTERNAL;   /* MREMAP_FIXED */
 int os_unmap(void *p, size_t size) INTERNAL;
 int os_remap_in_place(void *p, size_t old_size, size_t new_size) INTERNAL;
 int os_release(void *p, size_t size) INTERNAL;           /* MADV_DONTNEED: RSS drops now */
@@ -183,7 +182,7 @@ page_t *segment_take_slices(segment_t *seg, size_t i, size_t count) INTERNAL;
 size_t segment_span_bytes(const page_t *pg) INTERNAL;
 uint8_t *segment_side_slot(const page_t *pg) INTERNAL;   /* NULL: none (donated, huge) */
 unsigned segment_free_span(page_t *pg) INTERNAL;
-bool segment_grow_span(page_t *pg, size_t slices) INTERNAL;   /* a large block, in place */
+bool segment_grow_span(page_t *pg, size_t n) INTERNAL;   /* a large block to n bytes, in place */
 bool segment_is_empty(const segment_t *seg) INTERNAL;
 size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *batch) INTERNAL;
 size_t segment_unmap(segment_t *seg) INTERNAL;

@@ -107,14 +107,6 @@ int os_remap_in_place(void *p, size_t old_size, size_t new_size)
     return mremap(p, old_size, new_size, 0) == MAP_FAILED ? -1 : 0;
 }
 
-/* Move the mapping [p, p + old_size) onto `target` (a mapping of new_size bytes that it
- * replaces), growing it to new_size: its pages move with their contents and stay
- * resident, only the new tail faults in.  0, or -1 with errno (target left as it was). */
-int os_remap_to(void *p, size_t old_size, void *target, size_t new_size)
-{
-    return mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target) == MAP_FAILED ? -1 : 0;
-}
-
 int os_unmap(void *p, size_t size)
 {
     return munmap(p, size);

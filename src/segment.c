@@ -197,14 +197,17 @@ size_t segment_fit(const segment_t *seg, size_t slices, size_t align_slices, boo
 /* Give a page's slices back to its segment as dirty (still resident).  Returns
  * SPAN_FIRST_DIRTY when the segment had no dirty slice before (the decay has work) and
  * SPAN_SEGMENT_EMPTY when the segment is now empty: the heap decides what follows. */
-/* Grow the span of page pg (a large block's, head descriptor) to `slices` slices where it
+/* Grow the span of page pg (a large block's, head descriptor) to hold n bytes where it
  * is, if the slices after it are free: the block keeps its address and its contents.
- * False when they are not (or the segment is huge).  Caller holds the owner's heap. */
-bool segment_grow_span(page_t *pg, size_t slices)
+ * False when they are not, or hold less than n (a donated segment's short last slice),
+ * or the segment is huge.  Caller holds the owner's heap. */
+bool segment_grow_span(page_t *pg, size_t n)
 {
     segment_t *seg = segment_of(pg->start);
     size_t i = (size_t)(pg->start - seg->base) >> SLICE_SHIFT, count = pg->slice_count;
-    if (seg->kind == SEGMENT_HUGE || slices <= count || i + slices > seg->slice_count)
+    size_t slices = (n + SLICE_SIZE - 1) / SLICE_SIZE;
+    if (seg->kind == SEGMENT_HUGE || slices <= count || i + slices > seg->slice_count ||
+        slice_bytes(seg, i, slices) < n)
         return false;
     uint64_t run = run_mask(i + count, slices - count);
     if ((seg->free_mask & run) != run)
@@ -339,69 +342,34 @@ static void huge_cache_cool(void)
     pthread_mutex_unlock(&huge_mutex);
 }
 
-/* A cached block for a mapping of map_size: the smallest that fits (its tail goes), or
- * else the largest hot one, which the caller grows (huge_grow_cached) so that its
- * resident pages serve again instead of a new mapping's faults; NULL if neither. */
+/* The smallest cached block that fits a mapping of map_size (its tail goes), or NULL.
+ * (Growing a smaller hot block with mremap instead was tried: MADV_HUGEPAGE on part of a
+ * block splits its mapping, and mremap across the pieces fails with EFAULT.) */
 static segment_t *huge_cache_take(size_t map_size, size_t alignment, size_t offset)
 {
-    segment_t *best = NULL, **best_link = NULL, *grow = NULL, **grow_link = NULL;
+    segment_t *best = NULL, **best_link = NULL;
     pthread_mutex_lock(&huge_mutex);
     for (segment_t **link = &huge_cache; *link; link = &(*link)->heap_next) {
         segment_t *s = *link;
-        if (s->pages[1].start != (uint8_t *)s + offset)
-            continue;
         if (s->map_size >= map_size && ((uintptr_t)s & (alignment - 1)) == 0 &&
+            s->pages[1].start == (uint8_t *)s + offset &&
             (!best || s->map_size < best->map_size)) {
             best = s;
             best_link = link;
-        } else if (s->map_size < map_size && s->dirty_mask && (!grow || s->map_size > grow->map_size)) {
-            grow = s;
-            grow_link = link;
         }
-    }
-    if (!best && grow) {
-        best = grow;
-        best_link = grow_link;
     }
     if (best) {
         *best_link = best->heap_next;
         huge_cached_bytes -= best->map_size;
+    } else {
+        huge_cache_cool_locked();   /* a new mapping follows */
     }
-    if (!best || best->map_size < map_size)
-        huge_cache_cool_locked();   /* new pages follow: the other hot blocks go cold */
     pthread_mutex_unlock(&huge_mutex);
     if (best && best->map_size > map_size) {
         os_unmap((uint8_t *)best + map_size, best->map_size - map_size);
         best->map_size = map_size;
     }
     return best;
-}
-
-/* Grow a cached block (out of the cache, in no one's hands) to map_size: where it is if
- * the address space after it is free, else moved with mremap onto a new aligned mapping,
- * its pages with it.  The grown segment, or NULL (the block is unmapped then). */
-static segment_t *huge_grow_cached(segment_t *seg, size_t map_size, size_t alignment)
-{
-    if (os_remap_in_place(seg, seg->map_size, map_size) == 0) {
-        seg->map_size = map_size;
-        return seg;
-    }
-    registry_lock();
-    registry_remove(seg);
-    registry_unlock();
-    segment_t *target = os_map_aligned(map_size, alignment);
-    if (!target || os_remap_to(seg, seg->map_size, target, map_size) != 0) {
-        if (target)
-            os_unmap(target, map_size);
-        os_unmap(seg, seg->map_size);
-        return NULL;
-    }
-    /* the header moved with the pages: what depends on its address is set again */
-    segment_header_init(target, (uint8_t *)target, map_size, SEGMENT_HUGE, 2, 1);
-    registry_lock();
-    registry_add(target);
-    registry_unlock();
-    return target;
 }
 
 page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
@@ -416,8 +384,6 @@ page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment)
     size_t seg_align = alignment > SEGMENT_SIZE ? alignment : SEGMENT_SIZE;
     segment_t *seg = huge_cache_take(map_size, seg_align, offset);
     bool fresh = !seg || seg->dirty_mask == 0;   /* new, or cached with its pages released */
-    if (seg && seg->map_size < map_size)
-        seg = huge_grow_cached(seg, map_size, seg_align);   /* NULL: a new mapping below */
     if (!seg) {
         if (offset >= SEGMENT_SIZE && !registry_has_room()) {
             errno = ENOMEM;

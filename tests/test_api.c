@@ -283,7 +283,7 @@ START_TEST(t_calloc_zeroes_sparse_and_grown)
             expect(is_zero(q, n), "calloc(1, %zu) after a %s use returned dirty memory", n, sparse ? "sparse" : "full");
             memset(q, 0x55, n);
             free(q);
-            /* a bigger huge block next: the cached one may be grown into it */
+            /* a bigger huge block next: a new mapping after the cached one cooled */
             size_t bigger = n + 2 * MiB;
             q = calloc(1, bigger);
             require(q != NULL);

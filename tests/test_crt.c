@@ -1332,6 +1332,43 @@ START_TEST(t_heapadd_used)
 }
 END_TEST
 
+static int all_ones(const unsigned char *p, size_t n)   /* every byte 0x11 */
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != 0x11)
+            return 0;
+    return 1;
+}
+
+/* A donated region whose last slice is short (3 slices and 8 KiB): a large block, or
+ * one grown by realloc, never ends past it, and calloc there reads zero. */
+static unsigned char donate_short[3 * 65536 + 8192] __attribute__((aligned(65536)));
+START_TEST(t_heapadd_short_slice_large_blocks)
+{
+    unsigned char *lo = donate_short, *hi = donate_short + sizeof donate_short;
+    memset(donate_short, 0xEE, sizeof donate_short);   /* what calloc must not show */
+    ck_assert_int_eq(_heapadd(donate_short, sizeof donate_short), 0);
+    const size_t sizes[] = { 150000, 200000, 204800, 204900, 230000 };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        unsigned char *p = calloc(1, n);
+        ck_assert_ptr_nonnull(p);
+        expect(p >= hi || p + n <= hi, "a block of %zu at %p ends past the donated region's end %p", n, (void *)p,
+               (void *)hi);
+        expect(is_zero(p, n), "calloc(1, %zu) in donated memory is not zero", n);
+        memset(p, 0x11, n);
+        unsigned char *q = realloc(p, n + 60000);   /* into the slice after, or the short one */
+        ck_assert_ptr_nonnull(q);
+        expect(q >= hi || q + n + 60000 <= hi || q < lo, "realloc to %zu at %p ends past the donated region",
+               n + 60000, (void *)q);
+        expect(all_ones(q, n), "realloc lost data");
+        memset(q, 0x22, n + 60000);
+        free(q);
+    }
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+}
+END_TEST
+
 /* Two donations that touch: each is its own segment, and every block and walk entry
  * belongs to the one it lies in (a donated segment's slice 0 lies in its neighbour). */
 START_TEST(t_heapadd_adjacent)
@@ -1430,6 +1467,7 @@ static Suite *crt_suite(void)
     tcase_add_test(tc, t_heapadd_bad);
     tcase_add_test(tc, t_heapadd_unaligned);
     tcase_add_test(tc, t_heapadd_used);
+    tcase_add_test(tc, t_heapadd_short_slice_large_blocks);
     tcase_add_test(tc, t_heapadd_adjacent);
     suite_add_tcase(s, tc);
     return s;
