@@ -54,10 +54,6 @@ static inline __attribute__((always_inline)) block_t *page_pop_as(page_t *pg, bl
     return b;
 }
 
-static inline __attribute__((always_inline)) block_t *page_pop(page_t *pg, block_t *b, size_t n)
-{
-    return page_pop_as(pg, b, n, false);
-}
 _Static_assert(SMALL_MAX < WIDE_SIDE_MIN, "classes up to SMALL_MAX have one-byte side entries");
 
 /* The class ran dry (heap entered): the purger's start and the decay's turn on this
@@ -85,7 +81,7 @@ static inline __attribute__((always_inline)) void *heap_alloc_bin(heap_t *h, uns
             return NULL;
         b = pg->free;
     }
-    void *p = page_pop(pg, b, n);
+    void *p = page_pop_as(pg, b, n, false);
     return likely(p != NULL) ? p : corrupted_free_list(b);
 }
 
@@ -381,8 +377,8 @@ static inline __attribute__((always_inline)) void free_fast_on(heap_t *h, page_t
     }
     heap_t *owner = atomic_load_explicit(&pg->heap, memory_order_relaxed);
     if (owner != h) {   /* another thread's (heap_none, a thread without a heap, owns none) */
-        if (unlikely(owner == NULL || atomic_load_explicit(&option_perturb_byte, memory_order_relaxed) || counting()))
-            return free_generic(p, call, FREE_UNSIZED);   /* a huge block (no owner), M_PERTURB, counting */
+        if (unlikely(owner == NULL || atomic_load_explicit(&heaps_diverted, memory_order_relaxed)))
+            return free_generic(p, call, FREE_UNSIZED);   /* a huge block (no owner), or diverted (M_PERTURB, counting) */
         if (wide)   /* another thread's block: mark it queued, one push onto its heap */
             __atomic_store_n(side16, (uint16_t)SIDE16_REMOTE, __ATOMIC_RELAXED);
         else

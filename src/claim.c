@@ -42,7 +42,7 @@ static pthread_mutex_t heaps_mutex = PTHREAD_MUTEX_INITIALIZER;  /* pool, list, 
 static _Atomic(heap_t *) all_heaps;
 static heap_t *abandoned_pool;
 static _Atomic int live_heaps;   /* heaps whose threads are alive (changed under heaps_mutex) */
-static bool heaps_diverted;      /* new heaps start with CLAIM_DIVERT (under heaps_mutex) */
+_Atomic bool heaps_diverted;     /* new heaps start with CLAIM_DIVERT (written under heaps_mutex) */
 
 void heaps_lock(void)   { pthread_mutex_lock(&heaps_mutex); }
 void heaps_unlock(void) { pthread_mutex_unlock(&heaps_mutex); }

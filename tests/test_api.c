@@ -260,9 +260,9 @@ static int all_bytes(const unsigned char *p, size_t n, unsigned char v)
 
 /* calloc of a reused large or huge block whose last user touched only a few pages (it is
  * zeroed by giving those pages back) or all of them (cleared in place), and of a huge
- * block grown from a smaller cached one (its pages moved, its tail new): zero each time,
+ * block bigger than the cached one (a new mapping after it cooled): zero each time,
  * the partial OS pages at the ends included. */
-START_TEST(t_calloc_zeroes_sparse_and_grown)
+START_TEST(t_calloc_zeroes_sparse_and_bigger)
 {
     const size_t sizes[] = {200 * KiB + 5, 256 * KiB, MiB + 3, 3 * MiB, 6 * MiB + 100, 9 * MiB, 17 * MiB + 1};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
@@ -287,7 +287,7 @@ START_TEST(t_calloc_zeroes_sparse_and_grown)
             size_t bigger = n + 2 * MiB;
             q = calloc(1, bigger);
             require(q != NULL);
-            expect(is_zero(q, bigger), "calloc(1, %zu) grown from a cached block returned dirty memory", bigger);
+            expect(is_zero(q, bigger), "calloc(1, %zu) after a smaller cached block returned dirty memory", bigger);
             memset(q, 0x66, bigger);
             size_t beside = opaque(n);
             unsigned char *r = malloc(beside);   /* and a live block beside it stays intact */
@@ -1095,7 +1095,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, t_calloc_overflow);
     tcase_add_test(tc, t_calloc_zero_counts);
     tcase_add_test(tc, t_calloc_zeroes_reused);
-    tcase_add_test(tc, t_calloc_zeroes_sparse_and_grown);
+    tcase_add_test(tc, t_calloc_zeroes_sparse_and_bigger);
     tcase_add_test(tc, t_calloc_zeroes_batch);
 
     tc = new_case(s, "realloc");
