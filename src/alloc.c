@@ -30,22 +30,21 @@ static OPAQUE_FUNCTION __attribute__((cold)) void *corrupted_free_list(block_t *
  * caller knows the page has one-byte side entries (a class up to SMALL_MAX). */
 static inline __attribute__((always_inline)) block_t *page_pop_as(page_t *pg, block_t *b, size_t n, bool narrow)
 {
-    /* never follow a free list outside its page; never hand out a live block */
-    uint32_t i = page_block_index(pg, b);
-    if (unlikely((uintptr_t)b - (uintptr_t)pg->start >= pg->blocks_bytes))
+    /* never follow a free list off its page's block starts; never hand out a live block */
+    uintptr_t i = page_block_index(pg, b);
+    if (unlikely(i >= pg->capacity))
         return NULL;
     crt_assert(pg->used < pg->capacity && pg->start + (size_t)i * pg->block_size == (uint8_t *)b);
-    unsigned requested_code = (unsigned)(pg->block_size - n + 1);
     if (narrow || likely(!pg->side_wide)) {
         uint8_t *side = (uint8_t *)pg->side + i;
         if (unlikely(*side != SIDE8_FREE))
             return NULL;
-        *side = (uint8_t)requested_code;
+        *side = (uint8_t)(pg->side8_base - n);   /* block_size - n + 1, mod 256 */
     } else {
         uint16_t *side = (uint16_t *)pg->side + i;
         if (unlikely(*side != SIDE16_FREE))
             return NULL;
-        *side = (uint16_t)requested_code;
+        *side = (uint16_t)(pg->block_size - n + 1);
     }
     block_t *next = b->next;
     __builtin_prefetch(next, 1);   /* the next malloc of this class writes it */
@@ -145,8 +144,9 @@ static inline __attribute__((always_inline)) void *malloc_from(heap_t *h, size_t
 static inline __attribute__((always_inline)) void *malloc_fast(size_t n)
 {
     heap_t *h = tls_heap;
-    if (likely(n - 1 < SMALL_MAX))   /* malloc(0) takes the slow path */
-        return malloc_from(h, small_bin_of[(n + 15) >> 4], n, true);
+    size_t below = n - 1;
+    if (likely(below < SMALL_MAX))   /* malloc(0) takes the slow path; (n + 15) / 16 below */
+        return malloc_from(h, small_bin_of[(below >> 4) + 1], n, true);
     if (likely(n - 1 < MEDIUM_MAX))
         return malloc_from(h, bin_of(n), n, false);
     return malloc_generic(n, 0);
@@ -171,7 +171,7 @@ static bool record_overflow(page_t *pg, void *p, size_t n)
 {
     if (!overflow_put(p, n))
         return false;
-    side_set(pg, page_block_index(pg, p), side_overflow_value(pg));
+    side_set(pg, (uint32_t)page_block_index(pg, p), side_overflow_value(pg));
     return true;
 }
 
@@ -257,15 +257,15 @@ static const char *freed_block_problem(const char *call)
 
 /* The reports of checked_page, out of its callers' way. */
 static __attribute__((noinline, cold, noreturn)) void checked_page_fatal(const void *p, const char *call,
-                                                                        segment_t *seg, page_t *pg, uint32_t i)
+                                                                        segment_t *seg, page_t *pg, uintptr_t i)
 {
     if (pg->bin == 0) {
         /* a freed large block leaves its slices free: its start is a double free */
         bool slice_start = ((uintptr_t)p - (uintptr_t)seg->base) % SLICE_SIZE == 0;
         fatal_pointer(call, p, slice_start && p != seg->base ? freed_block_problem(call) : "invalid pointer");
     }
-    if (i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (const uint8_t *)p)
-        fatal_pointer(call, p, (const uint8_t *)p < pg->start + pg->blocks_bytes || pg->bin == BIN_LARGE ? "interior pointer" : "invalid pointer");
+    if (i >= pg->capacity)   /* not a block start */
+        fatal_pointer(call, p, (const uint8_t *)p < pg->start + page_blocks_bytes(pg) || pg->bin == BIN_LARGE ? "interior pointer" : "invalid pointer");
     fatal_pointer(call, p, freed_block_problem(call));
 }
 
@@ -278,13 +278,13 @@ static inline __attribute__((always_inline)) page_t *checked_page(const void *p,
     if (unlikely(!seg))
         fatal_pointer(call, p, "invalid pointer");
     page_t *pg = segment_page_of(seg, p);
-    uint32_t i = page_block_index(pg, p);
-    if (unlikely(pg->bin == 0 || i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (const uint8_t *)p))
+    uintptr_t i = page_block_index(pg, p);   /* >= capacity: not a block start */
+    if (unlikely(pg->bin == 0 || i >= pg->capacity))
         checked_page_fatal(p, call, seg, pg, i);
-    unsigned v = side_get(pg, i);
+    unsigned v = side_get(pg, (uint32_t)i);
     if (unlikely(!side_is_allocated(pg, v)))
         checked_page_fatal(p, call, seg, pg, i);
-    *index = i;
+    *index = (uint32_t)i;
     *side = v;
     return pg;
 }
@@ -413,14 +413,14 @@ static inline __attribute__((always_inline)) void free_fast(void *p, const char 
         __builtin_unreachable();   /* segment 0 is never in the bitmap (tells the analyzer) */
     page_t *pg = (page_t *)(header + ((a >> (SLICE_SHIFT - 7)) & ((SEGMENT_SLICES - 1) << 7)));
     pg -= pg->slice_offset;
-    uint32_t i = page_block_index(pg, p);
+    uintptr_t i = page_block_index(pg, p);
     /* a page in use (a free slice has capacity 0), a block start, a live block */
-    if (unlikely(i >= pg->capacity || pg->start + (size_t)i * pg->block_size != (uint8_t *)p))
+    if (unlikely(i >= pg->capacity))
         return free_generic(p, call, sized);
     if (likely(!pg->side_wide))
-        free_fast_on(h, pg, p, i, false, call, sized);
+        free_fast_on(h, pg, p, (uint32_t)i, false, call, sized);
     else
-        free_fast_on(h, pg, p, i, true, call, sized);
+        free_fast_on(h, pg, p, (uint32_t)i, true, call, sized);
 }
 
 void crt_free(void *p, const char *call) { free_fast(p, call, FREE_UNSIZED); }

@@ -243,10 +243,10 @@ static inline void heap_take_back(heap_t *h, block_t *b)
     if (!seg)
         fatal_pointer("free", b, "corrupted remote free list");
     page_t *pg = segment_page_of(seg, b);
-    uint32_t i = page_block_index(pg, b);
-    if (pg->bin == 0 || i >= pg->capacity || side_get(pg, i) != side_remote_value(pg))
+    uintptr_t i = page_block_index(pg, b);
+    if (pg->bin == 0 || i >= pg->capacity || side_get(pg, (uint32_t)i) != side_remote_value(pg))
         fatal_pointer("free", b, "double free");
-    side_set(pg, i, side_free_value(pg));
+    side_set(pg, (uint32_t)i, side_free_value(pg));
     heap_free_owned(h, pg, b);
 }
 

@@ -84,15 +84,6 @@
  * the end of their page.  56 KiB / 64 slices. */
 #define SIDE_SLOT_BYTES ((SLICE_SIZE - 2 * OS_PAGE_SIZE) / SEGMENT_SLICES)
 
-/* The block index of an offset is (offset * inv_block_size) >> INV_SHIFT, with
- * inv_block_size = floor(2^INV_SHIFT / block_size) + 1: exact for every offset inside a
- * page (the error, offset / 2^INV_SHIFT, stays below one block for offsets under 2^20
- * blocks of 16 bytes), without a division on the fast paths. */
-#define INV_SHIFT 40
-static inline uint64_t inv_block_size_of(size_t block_size)
-{
-    return ((uint64_t)1 << INV_SHIFT) / block_size + 1;
-}
 
 typedef struct block { struct block *next; } block_t;
 
@@ -109,14 +100,17 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint8_t *start;           /* first block; 64 KiB aligned for segment pages */
     void *side;               /* side table: uint8_t or uint16_t per block (inline_side for
                                  pages of at most INLINE_SIDE_MAX blocks) */
-    uint64_t inv_block_size;  /* floor(2^INV_SHIFT / block_size) + 1: block index by multiply */
+    uint64_t index_mul;       /* block index by exact division (page_block_index): the */
+                              /* inverse mod 2^64 of block_size's odd part */
     size_t block_size;
     _Atomic(struct heap *) heap;  /* owner; read by other threads to route their frees */
     size_t large_requested;   /* requested size of a BIN_LARGE block */
     uint16_t capacity;        /* blocks the page holds (at most 4096: 16 B blocks, one slice) */
     uint8_t bin;              /* size class, BIN_LARGE, or 0 for a free slice (capacity 0 too) */
     uint8_t side_wide;        /* side entries are uint16_t */
-    uint32_t blocks_bytes;    /* capacity * block_size: where the blocks end */
+    uint8_t index_rot;        /* block_size's power of two: the rotation of page_block_index */
+    uint8_t side8_base;       /* (uint8_t)(block_size + 1): a one-byte side entry is this - n */
+    uint8_t unused[2];
     uint8_t slice_offset;     /* tail descriptor: distance back to the head */
     uint8_t slice_count;      /* slices spanned (head descriptor) */
     uint8_t large_side;       /* the side entry of a BIN_LARGE page's one block */
@@ -124,7 +118,7 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint16_t unlisted;        /* free blocks in no list (side entry 0): fresh or released */
     uint16_t scan;            /* where to look next for unlisted blocks */
     /* second cache line: the owner's (malloc's and free's writes, the queue) */
-    block_t *free;            /* owner's list of free blocks (inside the first blocks_bytes) */
+    block_t *free;            /* owner's list of free blocks (inside page_blocks_bytes) */
     /* free's fast path decrements used_state as one signed word: it reads <= 0 exactly
      * when the page emptied (used 0) or has a reason in free_slow (its top bit), the
      * cases for the slow half, so one test covers them all */
@@ -245,10 +239,32 @@ static inline unsigned bin_of(size_t n)
 }
 
 /* ---- page geometry, inline for the fast paths ---- */
-static inline uint32_t page_block_index(const page_t *pg, const void *p)
+/* Block size d = odd * 2^index_rot, index_mul = odd^-1 mod 2^64.  For an offset that is a
+ * multiple k * d, offset * index_mul = k * 2^index_rot, and the rotation right gives k.
+ * For any other offset (inside a block, before the page: negative) either a low bit
+ * survives the odd multiply and rotates to the top, or the quotient is no k below
+ * 2^(64 - index_rot) (the multiply is a bijection there): the result is then at least
+ * 2^(64 - index_rot) > capacity.  So the index of p, or a value >= capacity when p is not
+ * a block start of the page: one multiply, one rotation and one compare tell both. */
+static inline uintptr_t page_block_index(const page_t *pg, const void *p)
 {
-    return (uint32_t)((((uintptr_t)p - (uintptr_t)pg->start) * pg->inv_block_size) >> INV_SHIFT);
+    uint64_t q = ((uintptr_t)p - (uintptr_t)pg->start) * pg->index_mul;
+    unsigned r = pg->index_rot;
+    return (uintptr_t)((q >> r) | (q << ((64 - r) & 63)));
 }
+static inline void page_set_block_size(page_t *pg, size_t block_size)
+{
+    unsigned rot = (unsigned)__builtin_ctzll(block_size);
+    uint64_t odd = block_size >> rot, inverse = odd;   /* right to 3 bits: odd * odd = 1 mod 8 */
+    for (int step = 0; step < 5; step++)                /* Newton: 3, 6, 12, 24, 48, 96 bits */
+        inverse *= 2 - odd * inverse;
+    pg->block_size = block_size;
+    pg->index_mul = inverse;
+    pg->index_rot = (uint8_t)rot;
+    pg->side8_base = (uint8_t)(block_size + 1);
+}
+/* capacity * block_size: where the blocks end */
+static inline size_t page_blocks_bytes(const page_t *pg) { return (size_t)pg->capacity * pg->block_size; }
 static inline unsigned side_get(const page_t *pg, uint32_t i)
 {
     return pg->side_wide ? __atomic_load_n((uint16_t *)pg->side + i, __ATOMIC_RELAXED)

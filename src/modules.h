@@ -217,7 +217,7 @@ static inline __attribute__((always_inline)) bool page_free_block(heap_t *h, pag
 {
     crt_assert(heap_held(h) && pg->used > 0);
     crt_assert(pg->bin == BIN_LARGE ? (uint8_t *)p == pg->start
-                                    : (uint8_t *)p >= pg->start && (uint8_t *)p < pg->start + pg->blocks_bytes);
+                                    : (uint8_t *)p >= pg->start && (uint8_t *)p < pg->start + page_blocks_bytes(pg));
     block_t *b = p;
     b->next = pg->free;
     pg->free = b;

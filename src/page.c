@@ -34,11 +34,9 @@ void page_init(page_t *pg, unsigned bin)
         pg->side = pg->start + side_off;
     }
     pg->bin = (uint8_t)bin;
-    pg->block_size = bs;
-    pg->inv_block_size = inv_block_size_of(bs);
+    page_set_block_size(pg, bs);
     pg->side_wide = width == 2;
     pg->capacity = (uint16_t)cap;
-    pg->blocks_bytes = (uint32_t)(cap * bs);
     pg->unlisted = (uint16_t)cap;
     pg->scan = 0;
     pg->used = 0;
@@ -53,8 +51,7 @@ void page_init(page_t *pg, unsigned bin)
 void page_init_large(page_t *pg, size_t n)
 {
     pg->bin = BIN_LARGE;
-    pg->block_size = segment_span_bytes(pg);
-    pg->inv_block_size = inv_block_size_of(pg->block_size);
+    page_set_block_size(pg, segment_span_bytes(pg));
     pg->capacity = 1;
     pg->used = 1;
     pg->side = &pg->large_side;
@@ -276,9 +273,9 @@ void page_check_counts(const page_t *pg)
     crt_assert(unlisted == pg->unlisted);
     uint32_t walked = 0;
     for (const block_t *b = pg->free; b; b = b->next) {
-        uint32_t i = page_block_index(pg, b);
+        uintptr_t i = page_block_index(pg, b);
         crt_assert(i < pg->capacity && pg->start + (size_t)i * pg->block_size == (const uint8_t *)b);
-        crt_assert(side_get(pg, i) == free_value);
+        crt_assert(side_get(pg, (uint32_t)i) == free_value);
         crt_assert(++walked <= listed);
     }
     crt_assert(walked == listed);
@@ -317,7 +314,7 @@ size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch)
     enum { MAX_OS_PAGES = 16 * SLICE_SIZE / OS_PAGE_SIZE };   /* largest class page */
     uint64_t gone[MAX_OS_PAGES / 64] = { 0 };                  /* OS pages released */
     const unsigned free_value = side_free_value(pg);
-    const uintptr_t start = (uintptr_t)pg->start, blocks_end = start + pg->blocks_bytes;
+    const uintptr_t start = (uintptr_t)pg->start, blocks_end = start + page_blocks_bytes(pg);
     size_t released = 0;
     uintptr_t run_start = 0, run_end = 0;
     for (uintptr_t os = start; os + OS_PAGE_SIZE <= blocks_end; os += OS_PAGE_SIZE) {

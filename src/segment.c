@@ -224,8 +224,7 @@ bool segment_grow_span(page_t *pg, size_t n)
         tail->slice_offset = (uint8_t)k;
     }
     pg->slice_count = (uint8_t)slices;
-    pg->block_size = segment_span_bytes(pg);
-    pg->inv_block_size = inv_block_size_of(pg->block_size);
+    page_set_block_size(pg, segment_span_bytes(pg));
     return true;
 }
 
@@ -315,7 +314,7 @@ static void huge_page_init(segment_t *seg, size_t offset)
     page_t *pg = &seg->pages[1];
     memset(pg, 0, sizeof *pg);
     pg->start = (uint8_t *)seg + offset;
-    pg->block_size = seg->map_size - offset;
+    page_set_block_size(pg, seg->map_size - offset);
 }
 
 /* Release the pages of every hot cached block; called with huge_mutex held. */
@@ -433,8 +432,7 @@ bool segment_grow_huge(segment_t *seg, size_t size)
     if (os_remap_in_place(seg, seg->map_size, map_size) != 0)
         return false;
     seg->map_size = map_size;
-    pg->block_size = map_size - offset;
-    pg->inv_block_size = inv_block_size_of(pg->block_size);
+    page_set_block_size(pg, map_size - offset);
     return true;
 }
 

@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1069,6 +1071,70 @@ START_TEST(t_out_of_memory)
 }
 END_TEST
 
+/* free(p + off) in a child for a block of size n: does the child die by SIGABRT with
+ * "free(<p + off>): interior pointer" as the last line of its stderr? */
+static bool interior_free_dies(char *p, size_t off)
+{
+    int err[2];
+    require(pipe(err) == 0);
+    pid_t pid = fork();
+    require(pid >= 0);
+    if (pid == 0) {
+        struct rlimit nocore = {0, 0};
+        setrlimit(RLIMIT_CORE, &nocore);
+        dup2(err[1], 2);
+        free(p + off);
+        _exit(0);   /* survived: the test fails */
+    }
+    close(err[1]);
+    char text[4096];
+    size_t len = 0;
+    ssize_t r;
+    while (len < sizeof text - 1 && (r = read(err[0], text + len, sizeof text - 1 - len)) > 0)
+        len += (size_t)r;
+    text[len] = '\0';
+    close(err[0]);
+    int status = 0;
+    require(waitpid(pid, &status, 0) == pid);
+    char want[128];
+    snprintf(want, sizeof want, "free(%p): interior pointer", (void *)(p + off));
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT && strstr(text, want) != NULL;
+}
+
+/* Every size class tells a block start from any other address of its blocks (free's
+ * fast path decides it with one exact-division multiply and one compare): a pointer 1, 8,
+ * half way, 16 and 1 bytes before the end into a block in the middle of three is refused
+ * in a child; the blocks are intact and free normally. */
+START_TEST(t_every_class_refuses_interior_pointers)
+{
+    size_t last_usable = 0;
+    int classes = 0;
+    for (size_t n = 16; n <= 64 * 1024; n += n < 1024 ? 16 : n / 8) {
+        char *b[3];
+        for (int k = 0; k < 3; k++) {
+            b[k] = malloc(n);
+            require(b[k] != NULL);
+            fill_all(b[k], n, block_key(b[k], n));
+        }
+        size_t usable = malloc_usable_size(b[1]);
+        if (usable != last_usable) {   /* a new class: probe it */
+            last_usable = usable;
+            classes++;
+            size_t offs[5] = { 1, 8, (usable / 2) & ~(size_t)15, usable - 16, usable - 1 };
+            for (int k = 0; k < 5; k++)
+                if (offs[k] != 0 && offs[k] < usable)
+                    expect(interior_free_dies(b[1], offs[k]), "free(p + %zu) of a %zu-byte block (class %zu) was not refused",
+                           offs[k], n, usable);
+        }
+        for (int k = 0; k < 3; k++) {
+            expect(check_all(b[k], n, block_key(b[k], n)) == n, "block %d of %zu bytes changed", k, n);
+            free(b[k]);
+        }
+    }
+    expect(classes >= 30, "only %d classes probed", classes);
+}
+END_TEST
+
 static TCase *new_case(Suite *s, const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -1088,6 +1154,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, t_malloc_pow2_sizes);
     tcase_add_test(tc, t_malloc_mixed_live);
     tcase_add_test(tc, t_usable_size);
+    tcase_add_test(tc, t_every_class_refuses_interior_pointers);
     tcase_add_test(tc, t_free_null);
     tcase_add_test(tc, t_free_sized);
 
