@@ -85,8 +85,8 @@ typedef enum crtheap_option {
                                        sleep (only while two threads have heaps); 0: only the threads'
                                        own allocations do (env CRTHEAP_PURGER) */
     CRTHEAP_OPTION_SHOW_STATS,      /* 1: count every malloc, free and realloc (every call then takes the
-                                       slow path) and print statistics on stderr at exit
-                                       (env CRTHEAP_SHOW_STATS) */
+                                       slow path) and print statistics on stderr at exit if
+                                       still 1 then (env CRTHEAP_SHOW_STATS) */
     CRTHEAP_OPTION_COUNT
 } crtheap_option_t;
 

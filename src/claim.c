@@ -92,9 +92,8 @@ void heap_abandon_to_pool(heap_t *h)
 
 /* Send every heap's operations to the slow paths, or let them back on the fast ones: the
  * owners see CLAIM_DIVERT at their next heap_try_enter, at no cost while it is off. */
-void heap_set_diverted(bool on)
+void heap_set_diverted_locked(bool on)
 {
-    heaps_lock();
     heaps_diverted = on;
     for (heap_t *h = heap_all_first(); h; h = h->all_next) {
         if (on)
@@ -102,6 +101,12 @@ void heap_set_diverted(bool on)
         else
             atomic_fetch_and(&h->claim, ~CLAIM_DIVERT);
     }
+}
+
+void heap_set_diverted(bool on)
+{
+    heaps_lock();
+    heap_set_diverted_locked(on);
     heaps_unlock();
 }
 

@@ -16,27 +16,26 @@ API long crtheap_option_get(crtheap_option_t option)
 }
 
 /* The heaps take the slow paths while M_PERTURB fills or counting mode counts; the two
- * reasons and the diversion change under one lock, or two calls could leave a reason on
- * with the heaps back on the fast paths. */
-static pthread_mutex_t divert_mutex = PTHREAD_MUTEX_INITIALIZER;
-
+ * reasons and the diversion change under heaps_lock, or two calls could leave a reason on
+ * with the heaps back on the fast paths.  (heaps_lock, not a lock of its own: fork takes
+ * it, so a child forked during such a call does not inherit it held.) */
 static void divert_update_locked(void)
 {
-    heap_set_diverted(atomic_load(&option_perturb_byte) != 0 || counting());
+    heap_set_diverted_locked(atomic_load(&option_perturb_byte) != 0 || counting());
 }
 
 API int crtheap_option_set(crtheap_option_t option, long value)
 {
     if (option == CRTHEAP_OPTION_SHOW_STATS) {
-        pthread_mutex_lock(&divert_mutex);
+        heaps_lock();
         int r = option_store((unsigned)option, value);
         if (r == 0) {
             atomic_store(&counting_mode, value != 0);
             divert_update_locked();
-            if (value)
-                stats_show_at_exit();
         }
-        pthread_mutex_unlock(&divert_mutex);
+        heaps_unlock();
+        if (r == 0 && value)
+            stats_show_at_exit();   /* atexit may allocate: outside heaps_lock */
         return r;
     }
     if (option_store((unsigned)option, value) != 0)
@@ -73,10 +72,10 @@ API int mallopt(int param, int value)
         option_mmap_threshold = (size_t)value;
         return 1;
     case M_PERTURB: {
-        pthread_mutex_lock(&divert_mutex);
+        heaps_lock();
         atomic_store(&option_perturb_byte, value & 0xff);
         divert_update_locked();
-        pthread_mutex_unlock(&divert_mutex);
+        heaps_unlock();
         return 1;
     }
     case M_MXFAST:

@@ -243,6 +243,7 @@ void heap_list_add(heap_t *h) INTERNAL;         /* under heaps_lock */
 void heap_mark_live(heap_t *h) INTERNAL;        /* under heaps_lock */
 void heap_abandon_to_pool(heap_t *h) INTERNAL;
 void heap_set_diverted(bool on) INTERNAL;       /* every heap's operations take the slow paths */
+void heap_set_diverted_locked(bool on) INTERNAL;   /* the same, under heaps_lock */
 extern _Atomic bool heaps_diverted INTERNAL;     /* what heap_set_diverted last said (M_PERTURB, counting) */
 bool heap_claim(heap_t *h, bool wait) INTERNAL;
 void heap_unclaim(heap_t *h) INTERNAL;

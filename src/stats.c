@@ -192,9 +192,11 @@ static void print_report(FILE *out)
                     st.classes[i].pages, human(b, resident[i]));
 }
 
+/* Only while the option is on at exit: a program that turned it off asked for no report. */
 static void print_report_at_exit(void)
 {
-    print_report(stderr);
+    if (option_show_stats)
+        print_report(stderr);
 }
 
 void stats_show_at_exit(void)

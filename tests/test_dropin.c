@@ -286,6 +286,58 @@ START_TEST(t_fork_while_threads_use_stdio)
 }
 END_TEST
 
+/* A thread that keeps switching the diversion's reasons (M_PERTURB, counting mode) while
+ * it allocates: fork lands inside those calls too. */
+static void *divert_worker(void *arg)
+{
+    (void)arg;
+    for (unsigned i = 0; !atomic_load(&stop_workers); i++) {
+        mallopt(M_PERTURB, (i & 1) ? 0x5a : 0);
+        crtheap_option_set(CRTHEAP_OPTION_SHOW_STATS, (i & 2) ? 1 : 0);
+        char *b = malloc(64 + i % 512);
+        stamp(b, 64 + i % 512);
+        verify(b, 64 + i % 512, "divert worker");
+        free(b);
+    }
+    mallopt(M_PERTURB, 0);
+    crtheap_option_set(CRTHEAP_OPTION_SHOW_STATS, 0);
+    return NULL;
+}
+
+/* A child forked while another thread is in mallopt(M_PERTURB) or switches counting mode
+ * can make those calls itself (the diversion's lock is one that fork takes), and its heap
+ * works with perturbation on and off. */
+START_TEST(t_fork_during_mallopt)
+{
+    enum { FORKS = 300 };
+    pthread_t t;
+    atomic_store(&stop_workers, 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, divert_worker, NULL), 0);
+    for (int r = 0; r < FORKS; r++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            alarm(10);
+            if (mallopt(M_PERTURB, 0x33) != 1)
+                _exit(2);
+            unsigned char *p = malloc(200);
+            if (p[10] != (0x33 ^ 0xff))
+                _exit(3);
+            stamp(p, 200);
+            verify(p, 200, "child");
+            free(p);
+            if (mallopt(M_PERTURB, 0) != 1 || crtheap_option_set(CRTHEAP_OPTION_SHOW_STATS, 0) != 0)
+                _exit(4);
+            _exit(0);
+        }
+        int status = wait_child(pid, 20, "fork during mallopt");
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %d: child status %#x", r, status);
+    }
+    atomic_store(&stop_workers, 1);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+}
+END_TEST
+
 /* glibc's own test: a signal handler forks while the main thread is in malloc, free,
  * realloc or fork.  The process has one thread (the signals come from a child). */
 static atomic_int handler_forks;
@@ -986,6 +1038,7 @@ int main(void)
     add_case(s, "aligned_realloc", t_aligned_realloc_keeps_data, 30);
     add_case(s, "recalloc", t_recalloc_zeroes_from_requested_size, 30);
     add_case(s, "fork_stdio", t_fork_while_threads_use_stdio, 120);
+    add_case(s, "fork_mallopt", t_fork_during_mallopt, 120);
     add_case(s, "fork_signal", t_fork_from_signal_handler, 60);
     add_case(s, "spawn", t_spawn_vfork_and_threads_in_child, 120);
     add_case(s, "purger_single", t_no_purger_in_single_thread, 30);
