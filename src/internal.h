@@ -81,8 +81,24 @@
                                          table in their descriptor (blocks of 4 KiB and up) */
 /* The rest of a normal segment's header slice holds one side-table slot per slice; a
  * class page whose table fits (blocks of 80 bytes and up) keeps it there, the others at
- * the end of their page.  56 KiB / 64 slices. */
+ * the end of their page, on OS pages of their own (side_at_end).  56 KiB / 64 slices. */
 #define SIDE_SLOT_BYTES ((SLICE_SIZE - 2 * OS_PAGE_SIZE) / SEGMENT_SLICES)
+
+/* A side table at the end of a page's `area` bytes takes whole OS pages, so that no OS
+ * page holds both blocks and metadata (an OS page of blocks can then be given back or
+ * remapped on its own): the blocks that fit with the fewest OS pages of table that hold
+ * their entries; *side_bytes gets the table's share. */
+static inline size_t side_at_end(size_t area, size_t block_size, size_t width, size_t *side_bytes)
+{
+    for (size_t k = 1;; k++) {
+        size_t table = k * OS_PAGE_SIZE;
+        size_t cap = table < area ? (area - table) / block_size : 0;
+        if (cap * width <= table) {
+            *side_bytes = table;
+            return cap;
+        }
+    }
+}
 
 
 typedef struct block { struct block *next; } block_t;
@@ -105,7 +121,7 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     size_t block_size;
     _Atomic(struct heap *) heap;  /* owner; read by other threads to route their frees */
     size_t large_requested;   /* requested size of a BIN_LARGE block */
-    uint16_t capacity;        /* blocks the page holds (at most 4096: 16 B blocks, one slice) */
+    uint16_t capacity;        /* blocks the page holds (at most 4032: 64 B blocks, 4 slices) */
     uint8_t bin;              /* size class, BIN_LARGE, or 0 for a free slice (capacity 0 too) */
     uint8_t side_wide;        /* side entries are uint16_t */
     uint8_t index_rot;        /* block_size's power of two: the rotation of page_block_index */

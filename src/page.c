@@ -1,7 +1,9 @@
 /* page.c — a page's blocks: layout, lazy linking of free blocks, queues, retirement.
  *
- * Layout of a class page: blocks from `start`, then the side table at the end of the
- * span (or, for a page of at most INLINE_SIDE_MAX blocks, in its descriptor).  Free
+ * Layout of a class page: blocks from `start`; the side table in the segment header's
+ * slot of the page's slice, or at the end of the span on OS pages of its own (classes
+ * below 80 B, and every class in donated memory), or, for a page of at most
+ * INLINE_SIDE_MAX blocks, in its descriptor.  Free
  * blocks are linked lazily: a fresh page has every side entry 0 (unlisted) and
  * page_extend() links a few OS pages' worth at a time, so untouched memory stays
  * untouched.  _heapmin turns free blocks back into unlisted ones when it releases the
@@ -25,13 +27,9 @@ void page_init(page_t *pg, unsigned bin)
         pg->side = slot;              /* in the segment's header slice, dense with the others */
         memset(slot, 0, cap * width);
     } else {
-        cap = area / (bs + width);
-        size_t side_off = (area - cap * width) & ~(size_t)15;
-        while (cap * bs > side_off) {
-            cap--;
-            side_off = (area - cap * width) & ~(size_t)15;
-        }
-        pg->side = pg->start + side_off;
+        size_t side_bytes;
+        cap = side_at_end(area, bs, width, &side_bytes);
+        pg->side = pg->start + area - side_bytes;
     }
     pg->bin = (uint8_t)bin;
     page_set_block_size(pg, bs);
@@ -42,6 +40,8 @@ void page_init(page_t *pg, unsigned bin)
     pg->used = 0;
     pg->free = NULL;
     pg->free_slow = 0;
+    crt_assert(pg->side == slot || pg->side == (void *)pg->inline_side ||
+               ((uintptr_t)pg->side % OS_PAGE_SIZE == 0 && pg->start + cap * bs <= (uint8_t *)pg->side));
     if (!pg->fresh && pg->side != slot)   /* inline: cleared by segment_take_slices; slot: above */
         memset(pg->side, 0, cap * width);
 }

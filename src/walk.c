@@ -52,7 +52,7 @@ static bool page_geometry_ok(const segment_t *seg, const page_t *pg)
     if (seg->kind == SEGMENT_NORMAL && side == (uintptr_t)seg + sizeof(segment_t) +
                                                   (size_t)((start - lo) >> SLICE_SHIFT) * SIDE_SLOT_BYTES)
         return (size_t)pg->capacity * width <= SIDE_SLOT_BYTES;
-    return side >= start + blocks_bytes &&
+    return side >= start + blocks_bytes && side % OS_PAGE_SIZE == 0 &&   /* on OS pages of its own */
            side + (size_t)pg->capacity * width <= start + (size_t)pg->slice_count * SLICE_SIZE &&
            side + (size_t)pg->capacity * width <= hi;
 }

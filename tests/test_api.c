@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <malloc.h>
@@ -1135,6 +1136,40 @@ START_TEST(t_every_class_refuses_interior_pointers)
 }
 END_TEST
 
+/* A thread's 16-byte blocks: 3840 to a 64 KiB page, none in its last OS page, which holds
+ * the page's side table alone (an OS page of blocks can be given back or remapped on its
+ * own).  Each block is written and checked. */
+static void *small_blocks_thread(void *arg)
+{
+    enum { N = 3 * 3840 };
+    char **b = malloc(N * sizeof *b);
+    size_t *in_last_os_page = arg;
+    for (size_t k = 0; k < N; k++) {
+        b[k] = malloc(16);
+        fill_all(b[k], 16, block_key(b[k], 16));
+        if (((uintptr_t)b[k] & 0xffff) + 16 > 0xffff - 4095)
+            (*in_last_os_page)++;
+    }
+    for (size_t k = 0; k < N; k++) {
+        if (check_all(b[k], 16, block_key(b[k], 16)) != 16)
+            (*in_last_os_page) += 1000000;
+        free(b[k]);
+    }
+    free(b);
+    return NULL;
+}
+
+START_TEST(t_small_blocks_keep_off_the_side_table_page)
+{
+    size_t in_last_os_page = 0;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, small_blocks_thread, &in_last_os_page), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    expect(in_last_os_page < 1000000, "a 16-byte block changed");
+    expect(in_last_os_page == 0, "%zu blocks of 16 B in the last OS page of their slice", in_last_os_page);
+}
+END_TEST
+
 static TCase *new_case(Suite *s, const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -1155,6 +1190,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, t_malloc_mixed_live);
     tcase_add_test(tc, t_usable_size);
     tcase_add_test(tc, t_every_class_refuses_interior_pointers);
+    tcase_add_test(tc, t_small_blocks_keep_off_the_side_table_page);
     tcase_add_test(tc, t_free_null);
     tcase_add_test(tc, t_free_sized);
 
