@@ -79,15 +79,24 @@ printf 'workload\tallocator\trun\twall_s\tmaxrss_kib\tstatus\n' > "$RAW"
 total=$(( $(echo "$WORKLOADS" | wc -l) * RUNS ))
 step=0
 echo "run.sh: $(echo "$WORKLOADS" | wc -l) workloads x [$ALLOCATORS] x $RUNS runs"
-# Each run starts the rotation at the next allocator, and each workload first runs once
-# unmeasured (under the allocator that goes first): the first process after a different
-# workload pays for the kernel's change of state (measured: large-blocks-1t 0.25-0.33 s
-# for whichever allocator went first, 0.10-0.15 s after), which the first allocator in a
-# fixed order always took.  BENCH_WARMUP=0 skips the unmeasured run.
+# Each run takes the allocators in another order (the first as listed, the others a
+# shuffle seeded by the run's number), and each workload first runs once unmeasured
+# (under the allocator that goes first): a process pays for the state the one before it
+# left in the kernel (the first after a different workload: large-blocks-1t 0.25-0.33 s
+# against 0.10-0.15 s after; crtheap's large-blocks-1t right after glibc's 0.14-0.38 s,
+# right after its own 0.12-0.19 s).  A rotation kept every allocator behind the same one
+# in every run: crtheap, always behind glibc, took 0.21-0.41 s there where the previous
+# crtheap build, always behind crtheap, took 0.13-0.21 s.
+# BENCH_WARMUP=0 skips the unmeasured run.
 read -r -a ALLOC_LIST <<< "$ALLOCATORS"
+shuffle_bytes() { for i in $(seq 32); do echo "$1 $i" | sha256sum; done; }   # the same each time
 for run in $(seq 1 "$RUNS"); do
-    shift_by=$(( (run - 1) % ${#ALLOC_LIST[@]} ))
-    ORDER="${ALLOC_LIST[*]:shift_by} ${ALLOC_LIST[*]:0:shift_by}"
+    if [ "$run" = 1 ]; then
+        ORDER="${ALLOC_LIST[*]}"
+    else
+        ORDER=$(printf '%s\n' "${ALLOC_LIST[@]}" | shuf --random-source=<(shuffle_bytes "$run") | tr '\n' ' ')
+        ORDER=${ORDER% }
+    fi
     while read -r name program threads extra; do
         step=$((step + 1))
         line="[$step/$total] $name:"

@@ -3,14 +3,23 @@
  *   trim <workload>      workload: a b c d e (below); TRIM_HEAP_MIB sets the heap (300)
  *
  * Builds a heap of mixed sizes (mostly 16–512 B, some up to 1 MiB), frees most of it, then
- * measures anonymous RSS (/proc/self/smaps_rollup) before and after the allocator's trim
- * call, the bytes still live, and the call's time:
+ * measures the process's memory (/proc/self/smaps_rollup) before and after the allocator's
+ * trim call, the bytes still live, and the call's time.  The ratios count PSS, so a page
+ * that two mappings share counts once (a heap that remaps pages must not look smaller
+ * than it is); anonymous RSS is reported beside it:
  *   a  free the oldest 90%
  *   b  free a random 90%
  *   c  two threads allocate and free 90% — half of it each other's blocks — and stay alive
  *      and idle while the main thread trims
  *   d  as c, but the threads exit before the trim
  *   e  large blocks (1–8 MiB), a random 90% freed
+ * and the fragmentation workloads, whose free space is scattered over pages that still
+ * hold a live block (what only a heap that compacts can give back):
+ *   f  small objects (16–256 B), a random 90% freed
+ *   g  small objects, a random 95% freed
+ *   h  small objects, a random 99% freed
+ *   i  the mixed sizes of b, a random 95% freed
+ *   j  small objects on two threads, a random 95% freed with cross frees as in c (idle)
  * The trim call is found at run time, so one binary serves every allocator under LD_PRELOAD:
  * crtheap _heapmin, mimalloc mi_collect(true), jemalloc tcache flush + arena purge,
  * tcmalloc MallocExtension_ReleaseFreeMemory, glibc malloc_trim(0).
@@ -79,8 +88,21 @@ static void run_trim_call(const trim_call *t)
 
 /* ---- measurements ---- */
 
-/* Anonymous memory of the process in KiB. Read with plain syscalls: stdio would allocate. */
-static long anonymous_kib(void)
+typedef struct memory_kib {
+    long anonymous;   /* Anonymous: private anonymous pages resident */
+    long pss;         /* Pss: every resident page, shared ones divided among their users */
+} memory_kib;
+
+static long rollup_field(const char *text, const char *name)
+{
+    const char *field = strstr(text, name);
+    if (field == NULL)
+        bench_fail("trim: no %s line in smaps_rollup", name + 1);
+    return strtol(field + strlen(name), NULL, 10);
+}
+
+/* The process's memory in KiB. Read with plain syscalls: stdio would allocate. */
+static memory_kib memory_now(void)
 {
     char text[4096];
     int fd = open("/proc/self/smaps_rollup", O_RDONLY);
@@ -91,10 +113,7 @@ static long anonymous_kib(void)
     if (n <= 0)
         bench_fail("trim: cannot read /proc/self/smaps_rollup");
     text[n] = '\0';
-    const char *field = strstr(text, "\nAnonymous:");
-    if (field == NULL)
-        bench_fail("trim: no Anonymous: line in smaps_rollup");
-    return strtol(field + strlen("\nAnonymous:"), NULL, 10);
+    return (memory_kib){ rollup_field(text, "\nAnonymous:"), rollup_field(text, "\nPss:") };
 }
 
 /* ---- the heap: a table of blocks, kept outside the allocator (mmap) ---- */
@@ -124,17 +143,19 @@ enum { MIN_SMALL = 16, MAX_SMALL = 512 };
 #define KIB ((size_t)1024)
 #define MIB (KIB * 1024)
 
-static unsigned small_percent = 95;  /* TRIM_SMALL_PERCENT */
+static unsigned small_percent = 95;     /* TRIM_SMALL_PERCENT; 100 in the small-object workloads */
+static size_t small_max = MAX_SMALL;    /* 256 in the small-object workloads */
+static unsigned free_permille = 900;    /* of the blocks, how many die (random choice) */
 
-/* small_percent of the blocks are 16–512 B, the rest spread evenly per octave from 513 B to
- * 1 MiB (by default a few percent of the bytes are small blocks, as in the spec's figures);
- * with large_only, 1–8 MiB. */
+/* small_percent of the blocks are 16 B–small_max, the rest spread evenly per octave from
+ * 513 B to 1 MiB (by default a few percent of the bytes are small blocks, as in the spec's
+ * figures); with large_only, 1–8 MiB. */
 static size_t heap_block_size(bench_rng *rng, bool large_only)
 {
     if (large_only)
         return bench_rng_range(rng, 1 * MIB, 8 * MIB);
     if (bench_rng_next(rng) % 100 < small_percent)
-        return bench_rng_range(rng, MIN_SMALL, MAX_SMALL);
+        return bench_rng_range(rng, MIN_SMALL, small_max);
     return bench_rng_log_range(rng, MAX_SMALL + 1, 1 * MIB);
 }
 
@@ -211,11 +232,11 @@ static size_t live_touched_bytes(const heap_table *t)
     return pages * page;
 }
 
-/* Which blocks die: a random 90%, the same for every allocator. */
+/* Which blocks die: a random free_permille, the same for every allocator. */
 static bool chosen_to_free(size_t i)
 {
     bench_rng rng = bench_rng_seeded(i * 2654435761u + 99);
-    return bench_rng_next(&rng) % 10 != 0;
+    return bench_rng_next(&rng) % 1000 < free_permille;
 }
 
 /* ---- single-thread workloads a, b, e ---- */
@@ -318,11 +339,24 @@ static void two_threads_build_and_free(heap_table *t, size_t bytes, bool stay_al
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strlen(argv[1]) != 1 || argv[1][0] < 'a' || argv[1][0] > 'e') {
-        fprintf(stderr, "usage: %s a|b|c|d|e   (TRIM_HEAP_MIB=300)\n", argv[0]);
+    if (argc < 2 || strlen(argv[1]) != 1 || argv[1][0] < 'a' || argv[1][0] > 'j') {
+        fprintf(stderr, "usage: %s a|b|c|d|e|f|g|h|i|j   (TRIM_HEAP_MIB=300)\n", argv[0]);
         return 2;
     }
     char workload = argv[1][0];
+    /* the fragmentation workloads: b's and c's heaps with other sizes and death rates */
+    static const struct { char name, as; unsigned small_percent, small_max, free_permille; } variants[] = {
+        { 'f', 'b', 100, 256, 900 }, { 'g', 'b', 100, 256, 950 }, { 'h', 'b', 100, 256, 990 },
+        { 'i', 'b', 95, MAX_SMALL, 950 }, { 'j', 'c', 100, 256, 950 },
+    };
+    char shape = workload;
+    for (size_t k = 0; k < sizeof variants / sizeof variants[0]; k++)
+        if (variants[k].name == workload) {
+            shape = variants[k].as;
+            small_percent = variants[k].small_percent;
+            small_max = variants[k].small_max;
+            free_permille = variants[k].free_permille;
+        }
     const char *heap_mib_env = getenv("TRIM_HEAP_MIB");
     size_t heap_mib = heap_mib_env ? (size_t)atol(heap_mib_env) : 300;
     if (heap_mib < 1)
@@ -335,15 +369,15 @@ int main(int argc, char **argv)
     if (small_env != NULL)
         small_percent = (unsigned)atoi(small_env) > 100 ? 100 : (unsigned)atoi(small_env);
     /* the mean block is far above 512 B unless nearly all are small */
-    table.capacity = heap_bytes / (small_percent >= 99 ? 200 : 1024) + 4096;
+    table.capacity = heap_bytes / (small_percent >= 99 ? (MIN_SMALL + small_max) / 2 * 4 / 5 : 1024) + 4096;
     table.blocks = map_table(sizeof *table.blocks * table.capacity);
     free(bench_xmalloc(1));  /* let the allocator initialise before the baseline */
-    long anon_baseline = anonymous_kib();
+    memory_kib baseline = memory_now();
 
     pthread_t ids[2];
     heap_thread threads[2];
     pthread_barrier_t allocated, freed;
-    switch (workload) {
+    switch (shape) {
     case 'a':
         table.count = table.used = fill_heap(&table, 0, table.capacity, heap_bytes, false, 1);
         free_oldest(&table);
@@ -354,7 +388,7 @@ int main(int argc, char **argv)
         break;
     case 'c':
     case 'd':
-        two_threads_build_and_free(&table, heap_bytes, workload == 'c', ids, threads,
+        two_threads_build_and_free(&table, heap_bytes, shape == 'c', ids, threads,
                                    &allocated, &freed);
         break;
     case 'e':
@@ -363,18 +397,18 @@ int main(int argc, char **argv)
         break;
     }
 
-    long anon_before = anonymous_kib();
+    memory_kib before = memory_now();
     double start = bench_now();
     run_trim_call(&call);
     double trim_s = bench_now() - start;
-    long anon_after = anonymous_kib();
+    memory_kib after = memory_now();
     start = bench_now();   /* again at once: nothing is left to give, the call should cost nothing */
     run_trim_call(&call);
     double again_s = bench_now() - start;
     size_t live = live_bytes_checked(&table);
     size_t touched = live_touched_bytes(&table);
 
-    if (workload == 'c') {
+    if (shape == 'c') {
         pthread_mutex_lock(&idle_lock);
         trim_done = true;
         pthread_cond_broadcast(&idle_over);
@@ -382,19 +416,21 @@ int main(int argc, char **argv)
         for (int i = 0; i < 2; i++)
             pthread_join(ids[i], NULL);
     }
-    if (workload == 'c' || workload == 'd') {
+    if (shape == 'c' || shape == 'd') {
         pthread_barrier_destroy(&allocated);
         pthread_barrier_destroy(&freed);
     }
 
-    /* heap = anonymous memory above the baseline (block table, libraries, stacks) */
-    double heap_after = (double)(anon_after - anon_baseline) * 1024.0;
-    double heap_before = (double)(anon_before - anon_baseline) * 1024.0;
-    printf("workload=%c allocator=%s call=%s heap_mib=%zu small_percent=%u blocks=%zu live_bytes=%zu "
-           "anon_baseline_kib=%ld anon_before_kib=%ld anon_after_kib=%ld trim_ms=%.3f again_ms=%.3f "
+    /* heap = PSS above the baseline (block table, libraries, stacks) */
+    double heap_after = (double)(after.pss - baseline.pss) * 1024.0;
+    double heap_before = (double)(before.pss - baseline.pss) * 1024.0;
+    printf("workload=%c allocator=%s call=%s heap_mib=%zu small_percent=%u small_max=%zu free_permille=%u "
+           "blocks=%zu live_bytes=%zu anon_baseline_kib=%ld anon_before_kib=%ld anon_after_kib=%ld "
+           "pss_baseline_kib=%ld pss_before_kib=%ld pss_after_kib=%ld trim_ms=%.3f again_ms=%.3f "
            "before_per_live=%.3f after_per_live=%.3f touched_per_live=%.3f\n",
-           workload, call.allocator, call.call, heap_mib, small_percent, table.used, live, anon_baseline,
-           anon_before, anon_after, trim_s * 1e3, again_s * 1e3, heap_before / (double)live,
-           heap_after / (double)live, (double)touched / (double)live);
+           workload, call.allocator, call.call, heap_mib, small_percent, small_max, free_permille, table.used,
+           live, baseline.anonymous, before.anonymous, after.anonymous, baseline.pss, before.pss, after.pss,
+           trim_s * 1e3, again_s * 1e3, heap_before / (double)live, heap_after / (double)live,
+           (double)touched / (double)live);
     return 0;
 }
