@@ -43,7 +43,7 @@ describe() {
 
 RAW=$RESULTS/trim-raw.tsv
 MACHINE=$(machine_description)
-printf 'workload\tallocator\trun\tstatus\tlive_bytes\tanon_before_kib\tanon_after_kib\tbefore_per_live\tafter_per_live\ttrim_ms\tcall\ttouched_per_live\n' > "$RAW"
+printf 'workload\tallocator\trun\tstatus\tlive_bytes\tanon_before_kib\tanon_after_kib\tbefore_per_live\tafter_per_live\ttrim_ms\tcall\ttouched_per_live\tpss_baseline_kib\tpss_before_kib\tpss_after_kib\n' > "$RAW"
 echo "trim-run.sh: workloads [$WORKLOADS] x [$ALLOCATORS] x $RUNS runs, heap $TRIM_HEAP_MIB MiB"
 for run in $(seq 1 "$RUNS"); do
     for w in $WORKLOADS; do
@@ -53,7 +53,7 @@ for run in $(seq 1 "$RUNS"); do
             report=$LOGS/trim-$w.$alloc.$run.measure
             measure_run "$w" "$alloc" "$log" "$report" "$BIN/trim" "$w"
             if [ "$RUN_STATE" != ran ]; then
-                printf '%s\t%s\t%s\t%s\t\t\t\t\t\t\t\n' "$w" "$alloc" "$run" "$RUN_STATE" >> "$RAW"
+                printf '%s\t%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\t\n' "$w" "$alloc" "$run" "$RUN_STATE" >> "$RAW"
                 line="$line $alloc=$RUN_STATE"
                 continue
             fi
@@ -62,16 +62,17 @@ for run in $(seq 1 "$RUNS"); do
             result=$(grep '^workload=' "$log" | tail -1)
             if [ "$status" != 0 ] || [ -z "$result" ]; then
                 [ "$status" = 0 ] && status=255
-                printf '%s\t%s\t%s\t%s\t\t\t\t\t\t\t\n' "$w" "$alloc" "$run" "$status" >> "$RAW"
+                printf '%s\t%s\t%s\t%s\t\t\t\t\t\t\t\t\t\t\t\n' "$w" "$alloc" "$run" "$status" >> "$RAW"
                 line="$line $alloc=FAILED($status)"
                 FAILED[$w.$alloc]=$status
                 continue
             fi
             echo "$result" | awk -v w="$w" -v a="$alloc" -v r="$run" '{
                 for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                printf "%s\t%s\t%s\t0\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", w, a, r, v["live_bytes"],
+                printf "%s\t%s\t%s\t0\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", w, a, r, v["live_bytes"],
                     v["anon_before_kib"], v["anon_after_kib"], v["before_per_live"],
-                    v["after_per_live"], v["trim_ms"], v["call"], v["touched_per_live"]
+                    v["after_per_live"], v["trim_ms"], v["call"], v["touched_per_live"],
+                    v["pss_baseline_kib"], v["pss_before_kib"], v["pss_after_kib"]
             }' >> "$RAW"
             after=${result##*after_per_live=}
             line="$line $alloc=${after%% *}x"
@@ -157,7 +158,7 @@ fi
     echo "large blocks 1–8 MiB in e), frees 90% of it, and calls the allocator's trim call."
     echo "f–j are the fragmentation workloads: small objects of 16–256 B (i: the mix of b), a random"
     echo "90, 95 or 99% freed, so most free space lies on OS pages that still hold a live block."
-    echo "Memory is \`Pss:\` of /proc/self/smaps_rollup (a page two mappings share counts once)"
+    echo "Memory is \`Pss_Anon:\` + \`Pss_Shmem:\` of /proc/self/smaps_rollup (a page two mappings share counts once)"
     echo "above the level before the heap was built, divided by the bytes still live (1.00 is"
     echo "perfect). Medians of $RUNS runs, each run a fresh process. All live blocks are checked"
     echo "after the call."

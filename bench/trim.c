@@ -4,8 +4,9 @@
  *
  * Builds a heap of mixed sizes (mostly 16–512 B, some up to 1 MiB), frees most of it, then
  * measures the process's memory (/proc/self/smaps_rollup) before and after the allocator's
- * trim call, the bytes still live, and the call's time.  The ratios count PSS, so a page
- * that two mappings share counts once (a heap that remaps pages must not look smaller
+ * trim call, the bytes still live, and the call's time.  The ratios count the anonymous
+ * and shared-memory PSS (Pss_Anon + Pss_Shmem), so a page that two mappings share counts
+ * once and a memfd page counts at all (a heap that remaps pages must not look smaller
  * than it is); anonymous RSS is reported beside it:
  *   a  free the oldest 90%
  *   b  free a random 90%
@@ -90,7 +91,8 @@ static void run_trim_call(const trim_call *t)
 
 typedef struct memory_kib {
     long anonymous;   /* Anonymous: private anonymous pages resident */
-    long pss;         /* Pss: every resident page, shared ones divided among their users */
+    long pss;         /* Pss_Anon + Pss_Shmem: the heap's kinds of memory, a page shared by
+                         two mappings counted once (library files left out) */
 } memory_kib;
 
 static long rollup_field(const char *text, const char *name)
@@ -113,7 +115,8 @@ static memory_kib memory_now(void)
     if (n <= 0)
         bench_fail("trim: cannot read /proc/self/smaps_rollup");
     text[n] = '\0';
-    return (memory_kib){ rollup_field(text, "\nAnonymous:"), rollup_field(text, "\nPss:") };
+    return (memory_kib){ rollup_field(text, "\nAnonymous:"),
+                         rollup_field(text, "\nPss_Anon:") + rollup_field(text, "\nPss_Shmem:") };
 }
 
 /* ---- the heap: a table of blocks, kept outside the allocator (mmap) ---- */
@@ -344,6 +347,9 @@ int main(int argc, char **argv)
         return 2;
     }
     char workload = argv[1][0];
+    const char *small_env = getenv("TRIM_SMALL_PERCENT");   /* a-e; f-j set their own */
+    if (small_env != NULL)
+        small_percent = (unsigned)atoi(small_env) > 100 ? 100 : (unsigned)atoi(small_env);
     /* the fragmentation workloads: b's and c's heaps with other sizes and death rates */
     static const struct { char name, as; unsigned small_percent, small_max, free_permille; } variants[] = {
         { 'f', 'b', 100, 256, 900 }, { 'g', 'b', 100, 256, 950 }, { 'h', 'b', 100, 256, 990 },
@@ -365,9 +371,6 @@ int main(int argc, char **argv)
 
     trim_call call = find_trim_call();
     heap_table table = { 0 };
-    const char *small_env = getenv("TRIM_SMALL_PERCENT");
-    if (small_env != NULL)
-        small_percent = (unsigned)atoi(small_env) > 100 ? 100 : (unsigned)atoi(small_env);
     /* the mean block is far above 512 B unless nearly all are small */
     table.capacity = heap_bytes / (small_percent >= 99 ? (MIN_SMALL + small_max) / 2 * 4 / 5 : 1024) + 4096;
     table.blocks = map_table(sizeof *table.blocks * table.capacity);

@@ -294,10 +294,18 @@ void heap_retire_empty_pages(heap_t *h, bool idle_only)
 
 static page_t *heap_new_page(heap_t *h, unsigned bin)
 {
-    page_t *pg = heap_alloc_span(h, bin_page_slices(bin), 0, false);
+    size_t slices = bin_page_slices(bin);
+    page_t *pg = heap_alloc_span(h, slices, 0, false);
     if (!pg)
         return NULL;
     page_init(pg, bin);
+    if (pg->capacity == 0) {   /* a donated segment's short last slice holds no block of it */
+        heap_spans_freed(h, segment_free_span(pg));
+        pg = heap_alloc_span(h, slices, 1, false);   /* slice-aligned: never donated memory */
+        if (!pg)
+            return NULL;
+        page_init(pg, bin);
+    }
     page_extend(pg);
     page_release_unlinked(pg);
     atomic_store_explicit(&pg->heap, h, memory_order_release);

@@ -84,16 +84,16 @@
  * the end of their page, on OS pages of their own (side_at_end).  56 KiB / 64 slices. */
 #define SIDE_SLOT_BYTES ((SLICE_SIZE - 2 * OS_PAGE_SIZE) / SEGMENT_SLICES)
 
-/* A side table at the end of a page's `area` bytes takes whole OS pages, so that no OS
- * page holds both blocks and metadata (an OS page of blocks can then be given back or
- * remapped on its own): the blocks that fit with the fewest OS pages of table that hold
- * their entries; *side_bytes gets the table's share. */
-static inline size_t side_at_end(size_t area, size_t block_size, size_t width, size_t *side_bytes)
+/* The most blocks that fit in a page's `area` bytes with their side table after them,
+ * the table rounded up to `granule` bytes; *side_bytes gets the table's share.  Normal
+ * segments use OS_PAGE_SIZE: no OS page then holds both blocks and metadata, so an OS
+ * page of blocks can be given back or remapped on its own.  Donated memory, which is
+ * never given back, packs the table (16). */
+static inline size_t side_at_end(size_t area, size_t block_size, size_t width, size_t granule, size_t *side_bytes)
 {
-    for (size_t k = 1;; k++) {
-        size_t table = k * OS_PAGE_SIZE;
-        size_t cap = table < area ? (area - table) / block_size : 0;
-        if (cap * width <= table) {
+    for (size_t cap = area / (block_size + width);; cap--) {   /* from a packed table's count */
+        size_t table = (cap * width + granule - 1) / granule * granule;
+        if (cap * block_size + table <= area) {
             *side_bytes = table;
             return cap;
         }

@@ -208,7 +208,8 @@ static int membarrier_register(void)
 /* Registered at load, while the process most likely has one thread: the kernel then has
  * nobody to synchronize with and the call costs a microsecond.  Registered at the first
  * _heapmin of a threaded process instead, it waits for an RCU grace period (5.4 ms
- * measured, all of it inside the trim).  A library loaded later registers lazily. */
+ * measured, all of it inside the trim).  A library that a threaded process dlopens pays
+ * that wait in dlopen instead. */
 __attribute__((constructor)) static void membarrier_register_early(void)
 {
     membarrier_register();

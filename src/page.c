@@ -2,7 +2,7 @@
  *
  * Layout of a class page: blocks from `start`; the side table in the segment header's
  * slot of the page's slice, or at the end of the span on OS pages of its own (classes
- * below 80 B, and every class in donated memory), or, for a page of at most
+ * below 80 B; in donated memory, every class, packed), or, for a page of at most
  * INLINE_SIDE_MAX blocks, in its descriptor.  Free
  * blocks are linked lazily: a fresh page has every side entry 0 (unlisted) and
  * page_extend() links a few OS pages' worth at a time, so untouched memory stays
@@ -28,7 +28,8 @@ void page_init(page_t *pg, unsigned bin)
         memset(slot, 0, cap * width);
     } else {
         size_t side_bytes;
-        cap = side_at_end(area, bs, width, &side_bytes);
+        bool donated = segment_of(pg->start)->kind == SEGMENT_DONATED;
+        cap = side_at_end(area, bs, width, donated ? 16 : OS_PAGE_SIZE, &side_bytes);
         pg->side = pg->start + area - side_bytes;
     }
     pg->bin = (uint8_t)bin;
@@ -41,6 +42,7 @@ void page_init(page_t *pg, unsigned bin)
     pg->free = NULL;
     pg->free_slow = 0;
     crt_assert(pg->side == slot || pg->side == (void *)pg->inline_side ||
+               segment_of(pg->start)->kind == SEGMENT_DONATED ||
                ((uintptr_t)pg->side % OS_PAGE_SIZE == 0 && pg->start + cap * bs <= (uint8_t *)pg->side));
     if (!pg->fresh && pg->side != slot)   /* inline: cleared by segment_take_slices; slot: above */
         memset(pg->side, 0, cap * width);
@@ -105,7 +107,8 @@ bool page_extend(page_t *pg)
 void page_release_unlinked(page_t *pg)
 {
     enum { LAZY_PAGE_MIN_BLOCKS = 256 };   /* one-slice pages of blocks up to 256 bytes */
-    if (pg->fresh || pg->capacity < LAZY_PAGE_MIN_BLOCKS || pg->last_bin == pg->bin)
+    if (pg->fresh || pg->capacity < LAZY_PAGE_MIN_BLOCKS || pg->last_bin == pg->bin ||
+        segment_of(pg->start)->kind == SEGMENT_DONATED)   /* donated memory is never given back */
         return;
     uintptr_t lo = ((uintptr_t)pg->start + (size_t)pg->scan * pg->block_size + OS_PAGE_SIZE - 1) &
                    ~(uintptr_t)(OS_PAGE_SIZE - 1);
@@ -195,9 +198,9 @@ static unsigned page_retire(heap_t *h, page_t *pg)
 /* After a free left the page empty or took it out of the full state (page_free_block's
  * slow half).  Which empty pages stay:
  *   - the only page of its class, whatever its size (page_free_block's inline case);
- *   - the class's head page, and one spare right behind it, when they are one slice
- *     (blocks up to 8 KiB), so a malloc/free or producer/consumer cycle reuses them
- *     instead of carving a new page each time.
+ *   - the class's head page, and one spare right behind it, for blocks up to 8 KiB
+ *     (pages of one slice, and the 2- and 4-slice pages of 32-64 B), so a malloc/free
+ *     or producer/consumer cycle reuses them instead of carving a new page each time.
  * Other empty pages are retired; the decay retires the ones that stay once idle.
  * Returns the SPAN_* flags of a retirement, 0 if none. */
 unsigned page_free_block_slow(heap_t *h, page_t *pg)
@@ -216,7 +219,7 @@ unsigned page_free_block_slow(heap_t *h, page_t *pg)
     page_queue_t *q = &h->queues[pg->bin];
     if (q->first == pg && pg->next == NULL)
         return 0;   /* the class's only page */
-    if (pg->slice_count > 1)
+    if (pg->block_size > SLICE_SIZE / 8)   /* big blocks: pages of several slices */
         return page_retire(h, pg);
     if (q->first == pg)
         return 0;

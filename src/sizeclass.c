@@ -42,7 +42,7 @@ unsigned bin_page_slices(unsigned bin)
     for (unsigned s = slices; s <= 4; s *= 2) {
         size_t area = (size_t)s * SLICE_SIZE, side_bytes;
         size_t packed = area / (bs + width);
-        size_t loss = (packed - side_at_end(area, bs, width, &side_bytes)) * 100000 / packed;
+        size_t loss = (packed - side_at_end(area, bs, width, OS_PAGE_SIZE, &side_bytes)) * 100000 / packed;
         if (loss < 500)
             return s;
         if (loss < best_loss) {

@@ -33,10 +33,12 @@ static void global_init(void)
     registry_init_secret();
     options_init();
     sizeclass_check();
+    heaps_lock();   /* as control.c: a crtheap_option_set meanwhile is not undone */
     if (option_show_stats) {   /* counting mode from the start: every heap is diverted */
         atomic_store(&counting_mode, 1);
-        heap_set_diverted(true);
+        heap_set_diverted_locked(true);
     }
+    heaps_unlock();
     atomic_store(&init_state, 2);
 }
 

@@ -36,14 +36,14 @@ static bool page_geometry_ok(const segment_t *seg, const page_t *pg)
     size_t bs = pg->block_size;
     if (start < lo || start >= hi || bs == 0 || pg->capacity == 0)
         return false;
-    /* the exact-division constants of page_block_index belong to this block size */
-    unsigned rot = pg->index_rot;
-    if (rot >= 64 || ((bs >> rot) & 1) == 0 || (bs >> rot) * pg->index_mul != 1)
-        return false;
-    if (pg->bin == BIN_LARGE)
+    if (pg->bin == BIN_LARGE)   /* its size changes while it lives (grown in place): no index check */
         return pg->capacity == 1 && bs <= hi - start && pg->side == &pg->large_side;
     size_t width = pg->side_wide ? 2 : 1;
     size_t blocks_bytes = page_blocks_bytes(pg);
+    /* the exact-division constants of page_block_index belong to the class's block size */
+    unsigned rot = pg->index_rot;
+    if (rot >= 64 || ((bs >> rot) & 1) == 0 || (bs >> rot) * pg->index_mul != 1)
+        return false;
     if (pg->bin >= BIN_COUNT || bs != bin_block_size(pg->bin) ||
         blocks_bytes > (size_t)pg->slice_count * SLICE_SIZE || blocks_bytes > hi - start)
         return false;
@@ -52,7 +52,7 @@ static bool page_geometry_ok(const segment_t *seg, const page_t *pg)
     if (seg->kind == SEGMENT_NORMAL && side == (uintptr_t)seg + sizeof(segment_t) +
                                                   (size_t)((start - lo) >> SLICE_SHIFT) * SIDE_SLOT_BYTES)
         return (size_t)pg->capacity * width <= SIDE_SLOT_BYTES;
-    return side >= start + blocks_bytes && side % OS_PAGE_SIZE == 0 &&   /* on OS pages of its own */
+    return side >= start + blocks_bytes && (side % OS_PAGE_SIZE == 0 || seg->kind == SEGMENT_DONATED) &&
            side + (size_t)pg->capacity * width <= start + (size_t)pg->slice_count * SLICE_SIZE &&
            side + (size_t)pg->capacity * width <= hi;
 }

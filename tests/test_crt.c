@@ -1369,6 +1369,35 @@ START_TEST(t_heapadd_short_slice_large_blocks)
 }
 END_TEST
 
+/* A donated region whose last slice is one OS page: no class's page there may be empty
+ * (a page with no block once aborted malloc as a corrupted free list).  Blocks of every
+ * class up to 8 KiB, written and checked; the heap stays consistent. */
+static unsigned char donate_page_tail[2 * 65536 + 4096] __attribute__((aligned(65536)));
+START_TEST(t_heapadd_one_page_last_slice)
+{
+    ck_assert_int_eq(_heapadd(donate_page_tail, sizeof donate_page_tail), 0);
+    enum { PER_SIZE = 40 };
+    static unsigned char *blocks[PER_SIZE * 80];
+    static size_t sizes[PER_SIZE * 80];
+    size_t count = 0;
+    for (size_t n = 16; n <= 8192; n += n < 1024 ? 16 : n / 8)
+        for (int k = 0; k < PER_SIZE && count < PER_SIZE * 80; k++) {
+            unsigned char *p = malloc(n);
+            ck_assert_ptr_nonnull(p);
+            fill_all(p, n, block_key(p, n));
+            blocks[count] = p;
+            sizes[count++] = n;
+        }
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+    for (size_t i = 0; i < count; i++) {
+        expect(check_all(blocks[i], sizes[i], block_key(blocks[i], sizes[i])) == sizes[i],
+               "block of %zu at %p changed", sizes[i], (void *)blocks[i]);
+        free(blocks[i]);
+    }
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+}
+END_TEST
+
 /* Two donations that touch: each is its own segment, and every block and walk entry
  * belongs to the one it lies in (a donated segment's slice 0 lies in its neighbour). */
 START_TEST(t_heapadd_adjacent)
@@ -1468,6 +1497,7 @@ static Suite *crt_suite(void)
     tcase_add_test(tc, t_heapadd_unaligned);
     tcase_add_test(tc, t_heapadd_used);
     tcase_add_test(tc, t_heapadd_short_slice_large_blocks);
+    tcase_add_test(tc, t_heapadd_one_page_last_slice);
     tcase_add_test(tc, t_heapadd_adjacent);
     suite_add_tcase(s, tc);
     return s;
