@@ -571,6 +571,15 @@ static void zero_large_block(void *p, size_t n)
     }
 }
 
+/* The whole OS pages of a fresh large block, faulted in writable (see segment.c's touch
+ * probes); -1 where the kernel cannot. */
+static int prefault_block(void *p, size_t n)
+{
+    uintptr_t lo = ((uintptr_t)p + OS_PAGE_SIZE - 1) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)(OS_PAGE_SIZE - 1);
+    return hi > lo ? os_populate_write((void *)lo, hi - lo) : 0;
+}
+
 API void *calloc(size_t count, size_t size)
 {
     size_t n;
@@ -586,8 +595,15 @@ API void *calloc(size_t count, size_t size)
             pg->fresh = 0;
             if (atomic_load_explicit(&option_perturb_byte, memory_order_relaxed))
                 memset(p, 0, n ? n : 1);
+            else if (!segment_large_prefault_turn() || prefault_block(p, n) != 0)
+                pg->touch_probe = 1;   /* left lazy: its free tells how much the program used */
         } else if (pg->bin == BIN_LARGE && segment_of(p)->kind != SEGMENT_DONATED) {
-            zero_large_block(p, n);   /* donated memory is never given back: it may be a file's */
+            if (segment_large_prefault_turn()) {
+                memset(p, 0, n);   /* used whole: writing faults in what is missing, without the zero page */
+            } else {
+                zero_large_block(p, n);   /* donated memory is never given back: it may be a file's */
+                pg->touch_probe = 1;
+            }
         } else {
             memset(p, 0, n ? n : 1);
         }

@@ -126,7 +126,8 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint8_t side_wide;        /* side entries are uint16_t */
     uint8_t index_rot;        /* block_size's power of two: the rotation of page_block_index */
     uint8_t side8_base;       /* (uint8_t)(block_size + 1): a one-byte side entry is this - n */
-    uint8_t unused[2];
+    uint8_t touch_probe;      /* BIN_LARGE: calloc left it lazy; its free samples the touch */
+    uint8_t unused;
     uint8_t slice_offset;     /* tail descriptor: distance back to the head */
     uint8_t slice_count;      /* slices spanned (head descriptor) */
     uint8_t large_side;       /* the side entry of a BIN_LARGE page's one block */

@@ -182,6 +182,16 @@ int os_release_many(struct iovec *ranges, size_t count)
     return result;
 }
 
+/* Fault in [p, p + size) writable and zero where nothing is mapped (MADV_POPULATE_WRITE,
+ * Linux 5.14): -1 where the kernel cannot, and nothing happened then. */
+int os_populate_write(void *p, size_t size)
+{
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    return madvise(p, size, MADV_POPULATE_WRITE);
+}
+
 /* Ask for transparent huge pages on a range that will be touched whole (huge blocks):
  * one fault per 2 MiB instead of 512.  Advice only: failure changes nothing. */
 void os_advise_huge_pages(void *p, size_t size)

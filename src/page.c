@@ -59,6 +59,7 @@ void page_init_large(page_t *pg, size_t n)
     pg->side = &pg->large_side;
     pg->large_side = 1;
     pg->large_requested = n;
+    pg->touch_probe = 0;
 }
 
 /* Link unlisted blocks (side entry 0) into the free list, in address order, about two
@@ -192,6 +193,8 @@ static unsigned page_retire(heap_t *h, page_t *pg)
         segment_free_huge(seg);
         return 0;
     }
+    if (pg->bin == BIN_LARGE)
+        segment_large_freed(pg);
     return segment_free_span(pg);
 }
 

@@ -436,9 +436,44 @@ bool segment_grow_huge(segment_t *seg, size_t size)
     return true;
 }
 
+/* How much of the large blocks it callocs a program touches, learned from the blocks
+ * calloc left lazy (touch probes): the resident share of their first 256 KiB when freed,
+ * averaged (half weight per block: two blocks tell).  A program that touches them whole (at least 3/4 on average) gets
+ * them prefaulted writable, except one in eight, which stays lazy to keep the average
+ * honest (a prefaulted block is resident whatever the program did).  Prefaulting saves
+ * the read fault on the kernel's zero page and the copy-on-write fault after it, whose
+ * TLB flush interrupts every other CPU running the process; a program that touches a
+ * few pages of each block keeps lazy blocks, which cost only what it touches. */
+static _Atomic unsigned large_touch_permille;
+static _Atomic unsigned large_prefault_count;
+enum { LARGE_PROBE_MIN = 256 * 1024, LARGE_PROBE_SPAN = 256 * 1024, LARGE_DENSE_PERMILLE = 750, LARGE_PROBE_EVERY = 8 };
+
+bool segment_large_prefault_turn(void)
+{
+    if (atomic_load_explicit(&large_touch_permille, memory_order_relaxed) < LARGE_DENSE_PERMILLE)
+        return false;
+    return atomic_fetch_add_explicit(&large_prefault_count, 1, memory_order_relaxed) % LARGE_PROBE_EVERY != 0;
+}
+
+void segment_large_freed(page_t *pg)
+{
+    if (!pg->touch_probe)
+        return;
+    pg->touch_probe = 0;
+    size_t n = pg->large_requested;
+    if (n < LARGE_PROBE_MIN)
+        return;
+    n = LARGE_PROBE_SPAN;   /* its first 256 KiB tell: one mincore of 64 pages (2 MiB cost sparse use 12%) */
+    unsigned sample = (unsigned)(os_resident_bytes(pg->start, n) / (n / 1000));
+    sample = sample > 1000 ? 1000 : sample;
+    unsigned old = atomic_load_explicit(&large_touch_permille, memory_order_relaxed);
+    atomic_store_explicit(&large_touch_permille, (old + sample) / 2, memory_order_relaxed);   /* racy: an average */
+}
+
 void segment_free_huge(segment_t *seg)
 {
     page_t *pg = &seg->pages[1];
+    segment_large_freed(pg);
     pg->bin = 0;
     pg->capacity = 0;
     atomic_store_explicit(&pg->heap, NULL, memory_order_relaxed);

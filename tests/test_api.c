@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1170,6 +1171,57 @@ START_TEST(t_small_blocks_keep_off_the_side_table_page)
 }
 END_TEST
 
+/* The share of [p, p + n) resident now (mincore), in thousandths. */
+static unsigned resident_permille(const void *p, size_t n)
+{
+    uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, hi = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    size_t pages = (hi - lo) / 4096, in = 0;
+    unsigned char *vec = malloc(pages);
+    require(vec != NULL && mincore((void *)lo, hi - lo, vec) == 0);
+    for (size_t i = 0; i < pages; i++)
+        in += vec[i] & 1;
+    free(vec);
+    return (unsigned)(in * 1000 / pages);
+}
+
+/* calloc of large blocks learns how the program uses them: after blocks that were used
+ * whole, most new mappings come prefaulted (no zero-page read fault and copy-on-write
+ * after it); after blocks of which only the first and last page were used, new ones stay
+ * lazy.  Every block reads zero where the program looks, and holds what it wrote. */
+static size_t calloc_rounds(size_t *size, int rounds, bool whole)
+{
+    size_t prefaulted = 0;
+    for (int r = 0; r < rounds; r++) {
+        size_t n = *size += 1024 * 1024;   /* growing: a new mapping each time, none reused */
+        unsigned char *p = calloc(1, n);
+        require(p != NULL);
+        if (resident_permille(p, n) > 900)
+            prefaulted++;
+        size_t step = whole ? 4096 : n - 1;
+        for (size_t off = 0; off < n; off += step)
+            expect(p[off] == 0, "calloc(%zu) byte %zu is %#x", n, off, p[off]);
+        if (whole)
+            memset(p, 0x5a, n);
+        else
+            p[0] = p[n - 1] = 0x5a;
+        expect(p[0] == 0x5a && p[n - 1] == 0x5a && p[n / 2] == (whole ? 0x5a : 0), "calloc(%zu) block lost a write", n);
+        free(p);
+    }
+    return prefaulted;
+}
+
+START_TEST(t_calloc_learns_large_block_use)
+{
+    size_t n = 4 * 1024 * 1024 + 12345;   /* huge blocks: mappings of their own */
+    calloc_rounds(&n, 4, true);
+    size_t dense = calloc_rounds(&n, 16, true);
+    calloc_rounds(&n, 4, false);
+    size_t sparse = calloc_rounds(&n, 16, false);
+    expect(dense >= 8, "after blocks used whole, only %zu of 16 new ones were prefaulted", dense);
+    expect(sparse <= 2, "after blocks used at their ends, %zu of 16 new ones were prefaulted", sparse);
+}
+END_TEST
+
 static TCase *new_case(Suite *s, const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -1191,6 +1243,7 @@ static Suite *api_suite(void)
     tcase_add_test(tc, t_usable_size);
     tcase_add_test(tc, t_every_class_refuses_interior_pointers);
     tcase_add_test(tc, t_small_blocks_keep_off_the_side_table_page);
+    tcase_add_test(tc, t_calloc_learns_large_block_use);
     tcase_add_test(tc, t_free_null);
     tcase_add_test(tc, t_free_sized);
 
