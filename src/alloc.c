@@ -595,14 +595,16 @@ API void *calloc(size_t count, size_t size)
             pg->fresh = 0;
             if (atomic_load_explicit(&option_perturb_byte, memory_order_relaxed))
                 memset(p, 0, n ? n : 1);
-            else if (!segment_large_prefault_turn() || prefault_block(p, n) != 0)
+            else if (!segment_large_prefault_turn(n) || prefault_block(p, n) != 0)
                 pg->touch_probe = 1;   /* left lazy: its free tells how much the program used */
         } else if (pg->bin == BIN_LARGE && segment_of(p)->kind != SEGMENT_DONATED) {
-            if (segment_large_prefault_turn()) {
+            if (segment_large_prefault_turn(n)) {
                 memset(p, 0, n);   /* used whole: writing faults in what is missing, without the zero page */
+            } else if (n >= LARGE_PROBE_BYTES && os_release(p, LARGE_PROBE_BYTES) == 0) {
+                zero_large_block((uint8_t *)p + LARGE_PROBE_BYTES, n - LARGE_PROBE_BYTES);
+                pg->touch_probe = 1;   /* its first bytes are lazy: its free tells what the program used */
             } else {
                 zero_large_block(p, n);   /* donated memory is never given back: it may be a file's */
-                pg->touch_probe = 1;
             }
         } else {
             memset(p, 0, n ? n : 1);

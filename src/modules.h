@@ -20,6 +20,7 @@ int os_release_many(struct iovec *ranges, size_t count) INTERNAL;
 size_t os_resident_bytes(const void *p, size_t size) INTERNAL;   /* mincore */
 void os_advise_huge_pages(void *p, size_t size) INTERNAL;
 int os_populate_write(void *p, size_t size) INTERNAL;
+bool os_thp_always(void) INTERNAL;                       /* transparent huge pages for all memory */
 int os_membarrier(void) INTERNAL;                         /* all threads pass a full fence */
 uint64_t os_now_ms(void) INTERNAL;
 void os_write_stderr(const char *s, size_t n) INTERNAL;
@@ -189,8 +190,9 @@ size_t segment_purge(segment_t *seg, uint64_t older_than_ms, release_batch_t *ba
 size_t segment_unmap(segment_t *seg) INTERNAL;
 page_t *segment_alloc_huge(heap_t *h, size_t size, size_t alignment) INTERNAL;
 void segment_free_huge(segment_t *seg) INTERNAL;
-bool segment_large_prefault_turn(void) INTERNAL;   /* calloc may prefault this large block */
-void segment_large_freed(page_t *pg) INTERNAL;      /* a large or huge block's free: its sample */
+#define LARGE_PROBE_BYTES ((size_t)256 * 1024)   /* what a touch probe's free measures */
+bool segment_large_prefault_turn(size_t n) INTERNAL;   /* calloc may prefault this large block */
+void segment_large_freed(page_t *pg) INTERNAL;          /* a large or huge block's free: its sample */
 bool segment_grow_huge(segment_t *seg, size_t size) INTERNAL;   /* in place, or false */
 size_t huge_cache_trim(bool all) INTERNAL;
 bool huge_cache_pending(void) INTERNAL;

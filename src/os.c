@@ -192,6 +192,26 @@ int os_populate_write(void *p, size_t size)
     return madvise(p, size, MADV_POPULATE_WRITE);
 }
 
+/* Whether the kernel gives transparent huge pages to all anonymous memory ("[always]" in
+ * /sys/kernel/mm/transparent_hugepage/enabled), read once. */
+bool os_thp_always(void)
+{
+    static _Atomic int state;   /* 0 unknown, 1 no, 2 yes */
+    int s = atomic_load_explicit(&state, memory_order_relaxed);
+    if (s == 0) {
+        char text[128] = "";
+        int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t n = read(fd, text, sizeof text - 1);
+            text[n > 0 ? n : 0] = '\0';
+            close(fd);
+        }
+        s = strstr(text, "[always]") ? 2 : 1;
+        atomic_store_explicit(&state, s, memory_order_relaxed);
+    }
+    return s == 2;
+}
+
 /* Ask for transparent huge pages on a range that will be touched whole (huge blocks):
  * one fault per 2 MiB instead of 512.  Advice only: failure changes nothing. */
 void os_advise_huge_pages(void *p, size_t size)

@@ -437,22 +437,37 @@ bool segment_grow_huge(segment_t *seg, size_t size)
 }
 
 /* How much of the large blocks it callocs a program touches, learned from the blocks
- * calloc left lazy (touch probes): the resident share of their first 256 KiB when freed,
- * averaged (half weight per block: two blocks tell).  A program that touches them whole (at least 3/4 on average) gets
- * them prefaulted writable, except one in eight, which stays lazy to keep the average
- * honest (a prefaulted block is resident whatever the program did).  Prefaulting saves
- * the read fault on the kernel's zero page and the copy-on-write fault after it, whose
- * TLB flush interrupts every other CPU running the process; a program that touches a
- * few pages of each block keeps lazy blocks, which cost only what it touches. */
+ * calloc left lazy (touch probes): the resident share of their first LARGE_PROBE_BYTES
+ * when freed (one mincore of 64 pages), averaged (half weight per block: two tell).
+ * While the program uses its blocks whole (3/4 or more on average), calloc prefaults
+ * fresh blocks writable and clears reused ones in place, except one in eight, which it
+ * leaves lazy as the next probe (a prefaulted block is resident whatever the program
+ * did); a reused probe's first LARGE_PROBE_BYTES are given back first, so its sample
+ * shows what the program touched, not what the block's last user left.  Prefaulting
+ * saves the read fault on the kernel's zero page and the copy-on-write fault after it,
+ * whose TLB flush interrupts every other CPU running the process; a program that touches
+ * a few pages of each block keeps lazy blocks, which cost only what it touches.  Never
+ * above LARGE_PREFAULT_MAX (a huge calloc used as lazy zeroed memory, a sparse table,
+ * costs at most that much), nor where transparent huge pages are on for all memory (the
+ * block's first huge page is resident with its header: every sample would read whole).
+ * Mincore counts pages mapped to the zero page: a program that reads its whole block
+ * and writes a few pages of it looks dense. */
 static _Atomic unsigned large_touch_permille;
 static _Atomic unsigned large_prefault_count;
-enum { LARGE_PROBE_MIN = 256 * 1024, LARGE_PROBE_SPAN = 256 * 1024, LARGE_DENSE_PERMILLE = 750, LARGE_PROBE_EVERY = 8 };
+enum { LARGE_DENSE_PERMILLE = 750, LARGE_PROBE_EVERY = 8 };
+#define LARGE_PREFAULT_MAX ((size_t)32 << 20)
 
-bool segment_large_prefault_turn(void)
+bool segment_large_prefault_turn(size_t n)
 {
-    if (atomic_load_explicit(&large_touch_permille, memory_order_relaxed) < LARGE_DENSE_PERMILLE)
+    if (n > LARGE_PREFAULT_MAX || os_thp_always() ||
+        atomic_load_explicit(&large_touch_permille, memory_order_relaxed) < LARGE_DENSE_PERMILLE)
         return false;
-    return atomic_fetch_add_explicit(&large_prefault_count, 1, memory_order_relaxed) % LARGE_PROBE_EVERY != 0;
+    /* blocks too small to be measured take no probe turn */
+    if (n >= LARGE_PROBE_BYTES &&
+        atomic_fetch_add_explicit(&large_prefault_count, 1, memory_order_relaxed) % LARGE_PROBE_EVERY == 0)
+        return false;
+    huge_cache_cool();   /* RSS grows: no hot cached block stays resident (the invariant above) */
+    return true;
 }
 
 void segment_large_freed(page_t *pg)
@@ -460,11 +475,10 @@ void segment_large_freed(page_t *pg)
     if (!pg->touch_probe)
         return;
     pg->touch_probe = 0;
-    size_t n = pg->large_requested;
-    if (n < LARGE_PROBE_MIN)
+    if (pg->large_requested < LARGE_PROBE_BYTES)
         return;
-    n = LARGE_PROBE_SPAN;   /* its first 256 KiB tell: one mincore of 64 pages (2 MiB cost sparse use 12%) */
-    unsigned sample = (unsigned)(os_resident_bytes(pg->start, n) / (n / 1000));
+    size_t resident = os_resident_bytes(pg->start, LARGE_PROBE_BYTES);
+    unsigned sample = (unsigned)(resident / (LARGE_PROBE_BYTES / 1000));
     sample = sample > 1000 ? 1000 : sample;
     unsigned old = atomic_load_explicit(&large_touch_permille, memory_order_relaxed);
     atomic_store_explicit(&large_touch_permille, (old + sample) / 2, memory_order_relaxed);   /* racy: an average */
