@@ -38,9 +38,9 @@ build/libcrtheap.a: $(OBJS)
 build/crtheap: tools/crtheap.sh
 	@mkdir -p build
 	install -m 755 $< $@
-build/libcrtheap-probe.so: tools/probe.c
+build/libcrtheap-probe.so: tools/probe.c src/statm.h
 	@mkdir -p build
-	$(CC) -std=gnu11 -O2 -fPIC -shared -Wall -Wextra $(WERROR) $< -o $@
+	$(CC) -std=gnu11 -O2 -fPIC -shared -Wall -Wextra $(WERROR) -Isrc $< -o $@
 
 # The demo is built against the system allocator and run twice: as it is, and with
 # crtheap preloaded, so both trims are shown on the same workload.

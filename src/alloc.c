@@ -598,13 +598,14 @@ API void *calloc(size_t count, size_t size)
             else if (!segment_large_prefault_turn(n) || prefault_block(p, n) != 0)
                 pg->touch_probe = 1;   /* left lazy: its free tells how much the program used */
         } else if (pg->bin == BIN_LARGE && segment_of(p)->kind != SEGMENT_DONATED) {
+            /* (donated memory is cleared below: never given back, it may be a file's) */
             if (segment_large_prefault_turn(n)) {
                 memset(p, 0, n);   /* used whole: writing faults in what is missing, without the zero page */
             } else if (n >= LARGE_PROBE_BYTES && os_release(p, LARGE_PROBE_BYTES) == 0) {
                 zero_large_block((uint8_t *)p + LARGE_PROBE_BYTES, n - LARGE_PROBE_BYTES);
                 pg->touch_probe = 1;   /* its first bytes are lazy: its free tells what the program used */
             } else {
-                zero_large_block(p, n);   /* donated memory is never given back: it may be a file's */
+                zero_large_block(p, n);
             }
         } else {
             memset(p, 0, n ? n : 1);

@@ -193,8 +193,6 @@ static unsigned page_retire(heap_t *h, page_t *pg)
         segment_free_huge(seg);
         return 0;
     }
-    if (pg->bin == BIN_LARGE)
-        segment_large_freed(pg);
     return segment_free_span(pg);
 }
 

@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include "modules.h"
 #include "crtheap.h"
+#include "statm.h"
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -38,22 +39,6 @@ static long sample_interval_ms = 100;
 static uint64_t sample_start_ms;
 static pthread_mutex_t sample_mutex = PTHREAD_MUTEX_INITIALIZER;   /* one line at a time */
 
-/* The process's resident set in bytes, from /proc/self/statm (no stdio: no allocation). */
-static size_t process_rss(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    const char *p = strchr(buf, ' ');
-    return p ? (size_t)strtoull(p + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE) : 0;
-}
-
 static void sample_write(void)
 {
     crtheap_stats_t st;
@@ -73,7 +58,7 @@ static void sample_write(void)
     char line[256];
     int n = snprintf(line, sizeof line, "%llu\t%zu\t%zu\t%zu\t%zu\t%zu\t%llu\t%zu\n",
                      (unsigned long long)(os_now_ms() - sample_start_ms), st.in_use, st.committed, st.resident,
-                     st.released, process_rss(), (unsigned long long)(c.heapmin_calls + c.trim_calls),
+                     st.released, statm_resident_bytes(), (unsigned long long)(c.heapmin_calls + c.trim_calls),
                      c.trim_released);
     pthread_mutex_lock(&sample_mutex);
     if (n > 0 && sample_fd >= 0 && write(sample_fd, line, (size_t)n) != n) {

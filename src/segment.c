@@ -233,6 +233,8 @@ unsigned segment_free_span(page_t *pg)
     segment_t *seg = segment_of(pg->start);
     size_t i = (size_t)(pg->start - seg->base) >> SLICE_SHIFT, count = pg->slice_count;
     uint8_t bin = pg->bin;
+    if (bin == BIN_LARGE)
+        segment_large_freed(pg);   /* the block's end, as segment_free_huge's for huge ones */
     for (size_t k = 0; k < count; k++) {
         page_t *d = &seg->pages[i + k];
         d->last_bin = bin;

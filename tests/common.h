@@ -8,7 +8,9 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Check's ck_assert records a checkpoint through a pipe on every call, far too slow for
@@ -115,6 +117,27 @@ static inline size_t rss_bytes(void)
         resident = 0;
     fclose(f);
     return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* The OS pages wholly inside [p, p + n) that are resident (mincore), and in *pages how
+ * many lie there; aborts where mincore refuses the range (the test's own error). */
+static inline size_t resident_inner_pages(const void *p, size_t n, size_t *pages)
+{
+    uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, hi = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    size_t resident = 0;
+    *pages = hi > lo ? (hi - lo) / 4096 : 0;
+    for (uintptr_t a = lo; a < hi;) {
+        unsigned char vec[256];
+        size_t chunk = (hi - a) / 4096 < sizeof vec ? (hi - a) / 4096 : sizeof vec;
+        if (mincore((void *)a, chunk * 4096, vec) != 0) {
+            perror("mincore");
+            abort();
+        }
+        for (size_t i = 0; i < chunk; i++)
+            resident += vec[i] & 1;
+        a += chunk * 4096;
+    }
+    return resident;
 }
 
 /* Virtual size of this process in bytes (from /proc/self/statm), 0 if unknown. */

@@ -1174,14 +1174,8 @@ END_TEST
 /* The share of [p, p + n) resident now (mincore), in thousandths. */
 static unsigned resident_permille(const void *p, size_t n)
 {
-    uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, hi = ((uintptr_t)p + n) & ~(uintptr_t)4095;
-    size_t pages = (hi - lo) / 4096, in = 0;
-    unsigned char *vec = malloc(pages);
-    require(vec != NULL && mincore((void *)lo, hi - lo, vec) == 0);
-    for (size_t i = 0; i < pages; i++)
-        in += vec[i] & 1;
-    free(vec);
-    return (unsigned)(in * 1000 / pages);
+    size_t pages, in = resident_inner_pages(p, n, &pages);
+    return pages ? (unsigned)(in * 1000 / pages) : 0;
 }
 
 /* calloc of large blocks learns how the program uses them: after blocks that were used

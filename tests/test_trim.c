@@ -298,19 +298,10 @@ static void *free_from_other_thread(void *arg)
 }
 
 /* OS pages wholly inside [p, p + n) that are resident. */
-static size_t resident_inner_pages(const unsigned char *p, size_t n)
+static size_t resident_pages_in(const void *p, size_t n)
 {
-    uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095, hi = ((uintptr_t)p + n) & ~(uintptr_t)4095;
-    if (hi <= lo)
-        return 0;
-    unsigned char vec[64];
-    size_t pages = (hi - lo) / 4096;
-    ck_assert_uint_le(pages, sizeof vec);
-    ck_assert_int_eq(mincore((void *)lo, hi - lo, vec), 0);
-    size_t resident = 0;
-    for (size_t i = 0; i < pages; i++)
-        resident += vec[i] & 1;
-    return resident;
+    size_t pages;
+    return resident_inner_pages(p, n, &pages);
 }
 
 START_TEST(t_heapmin_drains_remote_frees)
@@ -335,7 +326,7 @@ START_TEST(t_heapmin_drains_remote_frees)
     ck_assert_int_ge(run_len, 16);
     unsigned char *first = blocks[run_at];
     size_t span = (size_t)run_len * REMOTE_SIZE;
-    ck_assert_uint_ge(resident_inner_pages(first, span), span / 4096 - 1);
+    ck_assert_uint_ge(resident_pages_in(first, span), span / 4096 - 1);
     pthread_barrier_t bar;
     pthread_barrier_init(&bar, NULL, 2);
     struct remote_share share = { blocks, &bar };
@@ -343,7 +334,7 @@ START_TEST(t_heapmin_drains_remote_frees)
     ck_assert_int_eq(pthread_create(&t, NULL, free_from_other_thread, &share), 0);
     pthread_barrier_wait(&bar);   /* 1 */
     ck_assert_int_eq(_heapmin(), 0);
-    size_t left = resident_inner_pages(first, span);
+    size_t left = resident_pages_in(first, span);
     pthread_barrier_wait(&bar);   /* 2 */
     pthread_join(t, NULL);
     pthread_barrier_destroy(&bar);
@@ -385,7 +376,7 @@ static void *tiny_page_on_dirty_slice(void *arg)
         on_big_slice |= ((uintptr_t)big[i] & ~(uintptr_t)0xFFFF) == slice;
     expect(on_big_slice, "the 16-byte page at %#lx is not on a slice the 2 KiB blocks used",
            (unsigned long)slice);
-    *resident = resident_inner_pages((const unsigned char *)slice, 0x10000);
+    *resident = resident_pages_in((const void *)slice, 0x10000);
     for (int i = 0; i < TINY_BLOCKS; i++) {
         ck_assert_uint_eq(check_all(tiny[i], 16, block_key(tiny[i], 16)), 16);
         free(tiny[i]);
