@@ -87,6 +87,12 @@ typedef enum crtheap_option {
     CRTHEAP_OPTION_SHOW_STATS,      /* 1: count every malloc, free and realloc (every call then takes the
                                        slow path) and print statistics on stderr at exit if
                                        still 1 then (env CRTHEAP_SHOW_STATS) */
+    CRTHEAP_OPTION_MESH,            /* 1 (default): _heapmin, crtheap_trim and malloc_trim let OS pages
+                                       of small blocks whose live bytes do not overlap share one
+                                       physical page, where writes from system calls wait while a
+                                       page is copied; 2: also where only the program's own writes
+                                       wait and a system call writing there fails with EFAULT;
+                                       0: never (env CRTHEAP_MESH; see crtheap_mesh(3)) */
     CRTHEAP_OPTION_COUNT
 } crtheap_option_t;
 

@@ -8,13 +8,14 @@ every upward call and exits 1 if there is one; prints the call graph with --grap
 import subprocess, sys, os
 
 LAYERS = [   # as src/modules.h lists them
-    ["os", "diag", "sizeclass"],
+    ["os", "osmesh", "diag", "sizeclass"],
     ["release", "registry", "options", "overflow", "counters"],
     ["segment"],
     ["page"],
     ["claim"],
     ["heap"],
     ["decay"],
+    ["mesh"],
     ["thread"],
     ["trim", "walk", "stats", "control", "sample"],
     ["alloc", "crt", "cxx"],

@@ -367,7 +367,8 @@ static inline __attribute__((always_inline)) void free_fast_on(heap_t *h, page_t
     uint8_t *side8 = (uint8_t *)pg->side + i;
     uint16_t *side16 = (uint16_t *)pg->side + i;
     unsigned v = wide ? *side16 : *side8;
-    /* a live block whose size the entry holds: not 0 (unlisted), FREE, REMOTE or OVERFLOW */
+    /* a live block whose size the entry holds: not 0 (unlisted), FREE, REMOTE, MESHED or
+     * OVERFLOW (the lowest of the special values) */
     if (unlikely(wide ? (uint16_t)(v - 1) >= SIDE16_OVERFLOW - 1 : (uint8_t)(v - 1) >= SIDE8_OVERFLOW - 1))
         return free_generic(p, call, sized);   /* reports the double free, or drops the overflow */
     if (sized != FREE_UNSIZED) {   /* constant-folded away in plain free */

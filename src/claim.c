@@ -195,6 +195,22 @@ void heap_wait_unclaimed(heap_t *h)
     } while (atomic_load_explicit(&h->claim, memory_order_acquire) & CLAIM_HELD);
 }
 
+/* Every heap claimed at once, for work that spans heaps (mesh.c).  Owners never wait
+ * for another heap while busy, so claiming one heap after another cannot deadlock. */
+void heap_claim_all(void)
+{
+    pthread_mutex_lock(&claimers);
+    for (heap_t *h = heap_all_first(); h; h = h->all_next)
+        heap_claim_locked(h, true);
+}
+
+void heap_unclaim_all(void)
+{
+    for (heap_t *h = heap_all_first(); h; h = h->all_next)
+        heap_unclaim_locked(h);
+    pthread_mutex_unlock(&claimers);
+}
+
 /* ---- fork (thread.c's handlers call these in the lock order of docs/design.md) ---- */
 
 /* No claimer half-way through a heap, the pool still, every heap but `self` claimed. */

@@ -11,8 +11,10 @@
  *   page      a run of slices that serves one size class (or one large block).  Its blocks
  *             start at the page start; its side table (one entry per block) sits after them.
  *   side      per-block byte/short: 0 = free and in no list, FREE = free in the page list,
- *             REMOTE = freed by another thread and queued, OVERFLOW = live, its requested
- *             size in overflow.c (rare: see there), else requested = size - (v - 1).
+ *             REMOTE = freed by another thread and queued, MESHED = free but withheld
+ *             (it lies on an OS page that shares its memory with others: mesh.c),
+ *             OVERFLOW = live, its requested size in overflow.c (rare: see there), else
+ *             requested = size - (v - 1).
  *             It is the truth about every block: _msize, double-free detection, _heapwalk,
  *             _heapchk and _heapmin read it; the free lists are only a cache of it.
  *   heap      per-thread: size-class queues of pages, the segments it owns, and four
@@ -75,8 +77,10 @@
 #define SIDE8_REMOTE    0xFEu
 #define SIDE16_FREE     0xFFFFu
 #define SIDE16_REMOTE   0xFFFEu
-#define SIDE8_OVERFLOW  0xFDu         /* live, its requested size in overflow.c */
-#define SIDE16_OVERFLOW 0xFFFDu
+#define SIDE8_MESHED    0xFDu         /* free, withheld from reuse while its OS page is meshed */
+#define SIDE16_MESHED   0xFFFDu
+#define SIDE8_OVERFLOW  0xFCu         /* live, its requested size in overflow.c */
+#define SIDE16_OVERFLOW 0xFFFCu
 #define INLINE_SIDE_MAX 16            /* pages of at most this many blocks keep their side
                                          table in their descriptor (blocks of 4 KiB and up) */
 /* The rest of a normal segment's header slice holds one side-table slot per slice; a
@@ -127,7 +131,7 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint8_t index_rot;        /* block_size's power of two: the rotation of page_block_index */
     uint8_t side8_base;       /* (uint8_t)(block_size + 1): a one-byte side entry is this - n */
     uint8_t touch_probe;      /* BIN_LARGE: calloc left it lazy; its free samples the touch */
-    uint8_t unused;
+    uint8_t meshed;           /* class page: its OS pages that share memory (mesh.c) */
     uint8_t slice_offset;     /* tail descriptor: distance back to the head */
     uint8_t slice_count;      /* slices spanned (head descriptor) */
     uint8_t large_side;       /* the side entry of a BIN_LARGE page's one block */
@@ -150,6 +154,8 @@ typedef struct __attribute__((aligned(128))) page {   /* 128: indexing is a shif
     uint8_t emptied;          /* became empty since the last decay pass: in use, not idle */
     uint8_t last_bin;         /* the class this slice served before it was last freed (0:
                                  none): kept through the free, read when it is carved again */
+    uint16_t withheld;        /* blocks marked MESHED, counted in `used` so that the page
+                                 cannot empty and be reused while its OS pages are meshed */
     struct page *next, *prev; /* class queue */
     /* the side table of a page of few (large) blocks: in the header, no OS page of its own */
     uint16_t inline_side[INLINE_SIDE_MAX];
@@ -295,6 +301,7 @@ static inline void side_set(page_t *pg, uint32_t i, unsigned v)
 static inline unsigned side_free_value(const page_t *pg)   { return pg->side_wide ? SIDE16_FREE : SIDE8_FREE; }
 static inline unsigned side_remote_value(const page_t *pg) { return pg->side_wide ? SIDE16_REMOTE : SIDE8_REMOTE; }
 static inline unsigned side_overflow_value(const page_t *pg) { return pg->side_wide ? SIDE16_OVERFLOW : SIDE8_OVERFLOW; }
+static inline unsigned side_meshed_value(const page_t *pg) { return pg->side_wide ? SIDE16_MESHED : SIDE8_MESHED; }
 /* Can a block of size bs record a requested size n (n <= bs) in its side entry (else the
  * entry says OVERFLOW and overflow.c keeps n)? */
 static inline bool side_can_record(size_t bs, size_t n)
@@ -303,7 +310,7 @@ static inline bool side_can_record(size_t bs, size_t n)
 }
 static inline bool side_is_allocated(const page_t *pg, unsigned v)
 {
-    return v != SIDE_UNLISTED && v < side_remote_value(pg);
+    return v != SIDE_UNLISTED && v < side_meshed_value(pg);   /* OVERFLOW is live */
 }
 
 /* ---- the event that wakes the purger (os.c) ---- */

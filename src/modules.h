@@ -2,8 +2,8 @@
  * layer order: a file calls only the sections above its own (scripts/layers.py, run by
  * `make check`, verifies it).  The structures and the glossary are in internal.h.
  *
- *   os, diag, sizeclass  →  release, registry, options, overflow, counters  →  segment  →  page  →  claim
- *   →  heap  →  decay  →  thread  →  trim, walk, stats, control  →  alloc, crt, cxx */
+ *   os, osmesh, diag, sizeclass  →  release, registry, options, overflow, counters  →  segment  →  page
+ *   →  claim  →  heap  →  decay  →  mesh  →  thread  →  trim, walk, stats, control  →  alloc, crt, cxx */
 #ifndef CRTHEAP_MODULES_H
 #define CRTHEAP_MODULES_H
 
@@ -36,6 +36,25 @@ void os_event_wait(event_t *e, uint32_t seq, long timeout_ms) INTERNAL;   /* < 0
 void os_event_done(event_t *e) INTERNAL;
 void os_event_signal(event_t *e, bool urgent) INTERNAL;   /* cheap when nobody waits: a fence and a load */
 extern event_t decay_work INTERNAL;            /* the decay has work, or what it depends on changed */
+
+/* ---- osmesh.c: userfaultfd, the memfd and the remaps of the meshing trim ---- */
+int os_uffd_open(bool kernel_faults) INTERNAL;          /* fd, or -1 */
+int os_uffd_register(int fd, void *p, size_t size, bool on) INTERNAL;   /* write-protect mode */
+int os_uffd_protect(int fd, void *p, size_t size, bool on) INTERNAL;    /* off wakes the writers */
+int os_uffd_wake(int fd, void *p, size_t size) INTERNAL;
+int os_memfd(void) INTERNAL;
+int os_file_resize(int fd, size_t size) INTERNAL;
+int os_punch_mapped(void *p, size_t size) INTERNAL;   /* MADV_REMOVE: the file's memory goes */
+bool os_file_id(int fd, uint64_t id[2]) INTERNAL;
+void *os_map_file(void *at, size_t size, int fd, size_t offset) INTERNAL;   /* shared; at NULL: anywhere */
+int os_map_zero_fixed(void *at, size_t size) INTERNAL;
+int os_move_fixed(void *from, size_t size, void *to) INTERNAL;
+size_t os_max_map_count(void) INTERNAL;
+size_t os_map_count(void) INTERNAL;
+int os_pipe(int fds[2]) INTERNAL;
+void os_close(int fd) INTERNAL;
+int os_write_byte(int fd) INTERNAL;
+void os_read_byte(int fd) INTERNAL;
 
 /* ---- diag.c: fatal diagnostics and the invalid-parameter protocol ---- */
 __attribute__((noreturn)) void fatal_pointer(const char *call, const void *p, const char *problem) INTERNAL;
@@ -78,6 +97,7 @@ typedef struct release_batch {
 } release_batch_t;
 size_t release_range(release_batch_t *batch, uintptr_t start, uintptr_t end) INTERNAL;  /* resident bytes */
 void release_flush(release_batch_t *batch) INTERNAL;
+void release_count(size_t bytes) INTERNAL;   /* resident bytes given back another way (meshing) */
 size_t release_unmap(void *p, size_t size) INTERNAL;                                     /* resident bytes */
 size_t release_total(void) INTERNAL;
 int release_take_error(void) INTERNAL;
@@ -166,6 +186,7 @@ extern long option_purge_delay_ms INTERNAL;
 extern long option_huge_cache_mb INTERNAL;
 extern long option_purger INTERNAL;              /* 0: no background purger thread */
 extern long option_show_stats INTERNAL;          /* 1: counting mode, statistics at exit */
+extern long option_mesh INTERNAL;                /* MESH_*: may _heapmin mesh OS pages (mesh.c) */
 extern size_t option_mmap_threshold INTERNAL;    /* mallopt(M_MMAP_THRESHOLD): own mapping from here */
 extern _Atomic int option_perturb_byte INTERNAL; /* mallopt(M_PERTURB); 0: off */
 void options_init(void) INTERNAL;                /* the environment, once */
@@ -212,6 +233,7 @@ unsigned page_free_block_slow(heap_t *h, page_t *pg) INTERNAL;   /* SPAN_* flags
 unsigned page_retire_empty(heap_t *h, bool idle_only) INTERNAL;  /* SPAN_* flags */
 size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch) INTERNAL;
 void page_check_counts(const page_t *pg) INTERNAL;   /* debug build: side table against the counts */
+void page_rebuild_free_list(page_t *pg) INTERNAL;   /* every FREE entry, in address order */
 
 /* The one free into one's own page (owner entered, or claimer; the block validated and
  * its side entry already FREE), used by free's fast path, the owner's slow path and the
@@ -253,6 +275,8 @@ extern _Atomic bool heaps_diverted INTERNAL;     /* what heap_set_diverted last 
 bool heap_claim(heap_t *h, bool wait) INTERNAL;
 void heap_unclaim(heap_t *h) INTERNAL;
 void heap_wait_unclaimed(heap_t *h) INTERNAL;
+void heap_claim_all(void) INTERNAL;             /* every heap at once (the meshing trim) */
+void heap_unclaim_all(void) INTERNAL;
 void claim_fork_prepare(heap_t *self) INTERNAL;
 void claim_fork_parent(heap_t *self) INTERNAL;
 void claim_fork_child(heap_t *self) INTERNAL;
@@ -304,6 +328,17 @@ void decay_if_due(heap_t *h) INTERNAL;          /* entered; a pass if the last o
 bool decay_wants_purger(heap_t *h, bool large_block) INTERNAL;
 void decay_start_purger(void) INTERNAL;         /* not entered: creating a thread may allocate */
 void decay_fork_child(void) INTERNAL;
+
+/* ---- mesh.c: OS pages whose live bytes do not overlap share one physical page ---- */
+enum { MESH_OFF = 0, MESH_ON = 1, MESH_EVEN_USER_MODE_ONLY = 2 };   /* option_mesh */
+size_t mesh_trim(void) INTERNAL;           /* _heapmin's meshing: resident bytes given back */
+bool mesh_available(void) INTERNAL;        /* this process may mesh under option_mesh */
+bool mesh_covers(uintptr_t start, uintptr_t end) INTERNAL;   /* a meshed OS page overlaps it */
+int mesh_check(void) INTERNAL;             /* _heapchk of the meshes: 0, or -1 */
+void mesh_figures(size_t *meshed_pages, size_t *shared_pages) INTERNAL;
+void mesh_fork_prepare(bool threaded) INTERNAL;
+void mesh_fork_parent(void) INTERNAL;
+void mesh_fork_child(void) INTERNAL;
 
 /* ---- thread.c: the first allocation, thread exit, fork ---- */
 heap_t *heap_get_or_init(void) INTERNAL;

@@ -24,6 +24,7 @@ long option_purge_delay_ms = PURGE_DELAY_DEFAULT_MS;
 long option_huge_cache_mb = 64;
 long option_purger = 1;
 long option_show_stats = 0;
+long option_mesh = MESH_ON;
 size_t option_mmap_threshold = LARGE_MAX + 1;
 _Atomic int option_perturb_byte;
 
@@ -41,6 +42,7 @@ static struct option_desc {
                                        FROM_DEFAULT },
     [CRTHEAP_OPTION_PURGER] = { "CRTHEAP_PURGER", &option_purger, 0, 1, 1, FROM_DEFAULT },
     [CRTHEAP_OPTION_SHOW_STATS] = { "CRTHEAP_SHOW_STATS", &option_show_stats, 0, 1, 0, FROM_DEFAULT },
+    [CRTHEAP_OPTION_MESH] = { "CRTHEAP_MESH", &option_mesh, MESH_OFF, MESH_EVEN_USER_MODE_ONLY, MESH_ON, FROM_DEFAULT },
 };
 
 static void warn_option(const char *name, const char *value, const char *problem, long used)

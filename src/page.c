@@ -287,7 +287,7 @@ void page_check_counts(const page_t *pg)
 }
 
 /* Rebuild the free list from the side table: every FREE entry, in address order. */
-static void page_rebuild_free_list(page_t *pg)
+void page_rebuild_free_list(page_t *pg)
 {
     const unsigned free_value = side_free_value(pg);
     block_t *head = NULL, *last = NULL;
@@ -313,7 +313,7 @@ size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch)
 {
     /* no block in the free list (every one live or already unlisted): nothing to give */
     if (pg->bin == BIN_LARGE || pg->used + pg->unlisted == pg->capacity || pg->block_size < 16 ||
-        segment_of(pg->start)->kind == SEGMENT_DONATED)
+        segment_of(pg->start)->kind == SEGMENT_DONATED || pg->meshed)   /* mesh.c keeps those */
         return 0;
     enum { MAX_OS_PAGES = 16 * SLICE_SIZE / OS_PAGE_SIZE };   /* largest class page */
     uint64_t gone[MAX_OS_PAGES / 64] = { 0 };                  /* OS pages released */

@@ -75,6 +75,11 @@ size_t release_unmap(void *p, size_t size)
     return release_counted(resident);
 }
 
+void release_count(size_t bytes)
+{
+    release_counted(bytes);
+}
+
 size_t release_total(void)
 {
     return atomic_load_explicit(&released_total, memory_order_relaxed);

@@ -20,6 +20,7 @@
 static void count_page(const page_t *pg, crtheap_stats_t *st)
 {
     size_t used = pg->used <= pg->capacity ? pg->used : pg->capacity;
+    used -= pg->withheld <= used ? pg->withheld : used;   /* free blocks withheld by meshing */
     st->in_use += used * pg->block_size;
     if (pg->bin == BIN_LARGE)
         return;
@@ -67,6 +68,10 @@ API int crtheap_get_stats(crtheap_stats_t *st)
         }
     }
     registry_unlock();
+    size_t meshed, shared;
+    mesh_figures(&meshed, &shared);   /* count each shared physical page once */
+    size_t twice = (meshed > shared ? meshed - shared : 0) * OS_PAGE_SIZE;
+    st->resident -= twice < st->resident ? twice : st->resident;
     st->released = release_total();
     return 0;
 }

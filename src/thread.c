@@ -102,12 +102,15 @@ static bool process_single_threaded(void)
 static void fork_prepare(void)
 {
     fork_locked = !process_single_threaded();
-    if (!fork_locked)
+    if (!fork_locked) {
+        mesh_fork_prepare(false);
         return;
+    }
     heap_get_or_init();   /* later prepare handlers may allocate on this thread */
     if (_IO_list_lock)
         _IO_list_lock();
     claim_fork_prepare(thread_heap());
+    mesh_fork_prepare(true);   /* under the claims: no meshing pass is half-way */
     segment_fork_prepare();
     registry_lock();
     overflow_fork_prepare();   /* a leaf lock: last */
@@ -115,6 +118,7 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+    mesh_fork_parent();   /* after the child's copy of the meshed pages */
     if (!fork_locked)
         return;
     overflow_fork_parent();
@@ -132,6 +136,7 @@ static void fork_parent(void)
  * crtheap call that a signal handler's fork interrupted). */
 static void fork_child(void)
 {
+    mesh_fork_child();   /* first: its meshed pages are still the parent's */
     if (!fork_locked)
         return;
     decay_fork_child();

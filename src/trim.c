@@ -64,6 +64,7 @@ static size_t heap_trim_all(void)
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
         released += trim_heap(h);
     released += huge_cache_trim(true);
+    released += mesh_trim();   /* what no release could give: OS pages that still hold a block */
     return released;
 }
 

@@ -285,11 +285,16 @@ static int check_page(const segment_t *seg, page_t *pg)
     if (pg->bin == BIN_LARGE)
         return pg->used <= 1 ? _HEAPOK : _HEAPBADNODE;
     const unsigned free_value = side_free_value(pg);
-    uint32_t allocated = 0, listed = 0, remote = 0, unlisted = 0;
+    uint32_t allocated = 0, listed = 0, remote = 0, unlisted = 0, withheld = 0;
     for (uint32_t i = 0; i < pg->capacity; i++) {
         unsigned v = side_get(pg, i);
+        uintptr_t b = (uintptr_t)pg->start + (size_t)i * pg->block_size;
         if (v == free_value)
             listed++;
+        else if (v == side_meshed_value(pg) && mesh_covers(b, b + pg->block_size))
+            withheld++;   /* withheld only while a meshed OS page lies under it */
+        else if (v == side_meshed_value(pg))
+            return _HEAPBADNODE;
         else if (v == SIDE_UNLISTED)
             unlisted++;
         else if (v == side_remote_value(pg))
@@ -299,7 +304,7 @@ static int check_page(const segment_t *seg, page_t *pg)
         else
             allocated++;
     }
-    if (allocated + remote != pg->used || unlisted != pg->unlisted)
+    if (allocated + remote + withheld != pg->used || unlisted != pg->unlisted || withheld != pg->withheld)
         return _HEAPBADNODE;
     uint32_t count = 0;
     for (block_t *b = pg->free; b; b = b->next) {
@@ -387,6 +392,8 @@ API int _heapchk(void)
         if (!segment_header_ok(seg))
             result = _HEAPBADBEGIN;
     registry_unlock();
+    if (result == _HEAPOK && mesh_check() != 0)
+        result = _HEAPBADNODE;
     return result;
 }
 

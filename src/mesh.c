@@ -1,0 +1,868 @@
+/* mesh.c — the compacting trim: OS pages of small blocks whose live bytes do not
+ * overlap share one physical page, so memory goes below what a heap that never moves a
+ * block can reach, and no pointer changes (the idea of Mesh, Powers et al., PLDI 2019).
+ *
+ * A meshed OS page (a member) maps one page of a memfd (its slot) shared with the other
+ * members of the slot; each member's live bytes sit at their own offsets there.  What
+ * keeps them apart:
+ *   - When an OS page is meshed, every free block on it (FREE or unlisted) becomes MESHED:
+ *     withheld, in no list, never handed out, counted in the page's `used` (and in
+ *     `withheld`), so the page cannot empty and be carved again while it is meshed.  Its
+ *     bytes belong to another member.
+ *   - The other blocks on it (live or queued remote frees: its reservation) are the
+ *     member's own.  When one is freed it may be handed out again: its bytes are still
+ *     only this member's.  A later trim withholds the free ones too, so a member's
+ *     reservation only shrinks, and a slot can take members whose live bytes are
+ *     disjoint from the union of the reservations of the members it has.
+ *   - A member whose reservation is empty (nothing live on it) leaves: private zero
+ *     pages replace it, and its MESHED blocks that lie on no other member become
+ *     unlisted again.  A slot that loses its last member is punched out of the memfd.
+ * Only the OS pages being meshed change their backing; every fast path is unchanged.
+ *
+ * No lost write.  An OS page is copied into its slot while userfaultfd write-protects
+ * it: a thread that writes it waits in the kernel, and so does a system call (read(2)
+ * into a block) where the userfaultfd object takes kernel faults; otherwise (only
+ * user-mode faults: an unprivileged process) a system call would fail with EFAULT, and
+ * meshing stays off unless CRTHEAP_MESH=2.  After the copy the page is mapped onto its
+ * slot and the waiting writers are woken: they retry on the new mapping.  No signal
+ * handler is involved.  While pages are protected crtheap itself writes none of them:
+ * side tables, lists and descriptors are on other OS pages (side_at_end), and every
+ * change to them is made before the protection.  Memory pinned by the kernel (in-flight
+ * O_DIRECT or AIO reads, io_uring fixed buffers, RDMA) is written behind the page
+ * tables' back: CRTHEAP_MESH=0 for such programs.
+ *
+ * Every heap is claimed for a pass (heap_claim_all, under `claimers`), so the mesh state
+ * here is written only by the claimer (or by fork's handlers, which hold the same lock
+ * or run in the one-threaded child).
+ *
+ * fork: a MAP_SHARED page would be shared with the child.  The prepare handler
+ * write-protects every member (threaded parent), the child copies each into a private
+ * page and tells the parent through a pipe, and only then does the parent lift the
+ * protection: the child's snapshot is the fork's moment, at a cost that depends on the
+ * meshed pages, not the heap.
+ *
+ * Mappings: a member is one mapping, and splits the mapping it was part of.  Meshing
+ * keeps the process's mappings (counted in /proc/self/maps at each pass) below half of
+ * vm.max_map_count, counting two per new member; past that it stops. */
+#define _GNU_SOURCE
+#include "modules.h"
+#include <errno.h>
+#include <string.h>
+
+#define GRANULE         16                          /* every block start and size is a multiple */
+#define GRANULES        (OS_PAGE_SIZE / GRANULE)    /* 256 */
+#define MASK_WORDS      ((int)(GRANULES / 64))
+#define MESH_BLOCK_MAX  1024                        /* classes whose OS pages mesh */
+#define CANDIDATE_FILL_MAX (GRANULES * 3 / 4)       /* live granules an OS page may have to mesh */
+#define GROUP_FULL      (GRANULES * 15 / 16)        /* a slot this full takes no more members */
+#define OPEN_GROUPS     64                          /* slots a candidate is tried against */
+#define MAPS_PER_MEMBER 2                           /* a member alone splits a mapping in three */
+#define CANDIDATES_PER_MEMBER 4                     /* OS pages looked at per member the budget allows */
+#define NO_SLOT         UINT32_MAX
+
+typedef struct mask { uint64_t w[MASK_WORDS]; } mask_t;
+
+typedef struct member {
+    uintptr_t addr;    /* the meshed OS page */
+    page_t *pg;        /* the class page it belongs to */
+    uint32_t slot;     /* its memfd page */
+    uint32_t gone;     /* left during this pass (removed at its end) */
+} member_t;
+
+enum { MESH_UNTRIED, MESH_READY, MESH_UNAVAILABLE };
+
+static struct {
+    int state;
+    bool kernel_faults;            /* the userfaultfd object takes kernel faults too */
+    int uffd, memfd;
+    uint64_t uffd_id[2], memfd_id[2];
+    uint8_t *view;                 /* the whole memfd, mapped here for copying and punching */
+    size_t view_pages;             /* the memfd's length in pages, all mapped by the view */
+    size_t next_slot;              /* slots below it have been used */
+    member_t *members;             /* sorted by address */
+    size_t count, cap;             /* cap: members the mapping budget can ever allow */
+    uint32_t *refs;                /* members per slot */
+    uint32_t *free_slots;          /* punched slots, for reuse */
+    size_t free_count;
+    _Atomic size_t meshed_pages;   /* = count, for the statistics (read without the lock) */
+    _Atomic size_t shared_pages;   /* slots in use */
+    size_t max_maps;
+    int fork_pipe[2];
+    bool fork_protected;
+} mesh = { .uffd = -1, .memfd = -1, .fork_pipe = { -1, -1 } };
+
+/* ---- masks: one bit per 16 bytes of an OS page ---- */
+
+static void mask_set(mask_t *m, unsigned from, unsigned to)   /* granules [from, to) */
+{
+    for (unsigned g = from; g < to; g++)
+        m->w[g / 64] |= 1ull << (g % 64);
+}
+static bool mask_disjoint(const mask_t *a, const mask_t *b)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < MASK_WORDS; i++)
+        x |= a->w[i] & b->w[i];
+    return x == 0;
+}
+static void mask_or(mask_t *a, const mask_t *b)
+{
+    for (int i = 0; i < MASK_WORDS; i++)
+        a->w[i] |= b->w[i];
+}
+static unsigned mask_count(const mask_t *m)
+{
+    unsigned n = 0;
+    for (int i = 0; i < MASK_WORDS; i++)
+        n += (unsigned)__builtin_popcountll(m->w[i]);
+    return n;
+}
+
+/* ---- setup ---- */
+
+static bool mesh_open(void)
+{
+    if (mesh.state != MESH_UNTRIED)
+        return mesh.state == MESH_READY;
+    mesh.state = MESH_UNAVAILABLE;
+    bool kernel_faults = true;
+    int uffd = os_uffd_open(true);
+    if (uffd < 0) {
+        kernel_faults = false;
+        uffd = os_uffd_open(false);
+    }
+    size_t max_maps = os_max_map_count();
+    int memfd = uffd >= 0 && max_maps >= 64 ? os_memfd() : -1;
+    size_t cap = mesh.cap ? mesh.cap : max_maps / 2;   /* a forked child keeps its parent's arrays */
+    void *members = mesh.members ? mesh.members : memfd >= 0 ? os_map(cap * sizeof(member_t)) : NULL;
+    void *refs = mesh.refs ? mesh.refs : members ? os_map(cap * sizeof(uint32_t)) : NULL;
+    void *free_slots = mesh.free_slots ? mesh.free_slots : refs ? os_map(cap * sizeof(uint32_t)) : NULL;
+    if (!free_slots || !os_file_id(uffd, mesh.uffd_id) || !os_file_id(memfd, mesh.memfd_id)) {
+        if (members && !mesh.members)
+            os_unmap(members, cap * sizeof(member_t));
+        if (refs && !mesh.refs)
+            os_unmap(refs, cap * sizeof(uint32_t));
+        os_close(uffd);
+        os_close(memfd);
+        return false;
+    }
+    mesh.kernel_faults = kernel_faults;
+    mesh.uffd = uffd;
+    mesh.memfd = memfd;
+    mesh.max_maps = max_maps;
+    mesh.members = members;
+    mesh.cap = cap;
+    mesh.refs = refs;
+    mesh.free_slots = free_slots;
+    mesh.state = MESH_READY;
+    return true;
+}
+
+/* The descriptors are still ours (a program that closes every descriptor it does not
+ * know, and opens others, must not have crtheap write into its files). */
+static bool mesh_descriptors_ours(void)
+{
+    uint64_t a[2], b[2];
+    return os_file_id(mesh.uffd, a) && a[0] == mesh.uffd_id[0] && a[1] == mesh.uffd_id[1] &&
+           os_file_id(mesh.memfd, b) && b[0] == mesh.memfd_id[0] && b[1] == mesh.memfd_id[1];
+}
+
+static bool mesh_allowed(void)
+{
+    long mode = option_mesh;
+    return mode == MESH_EVEN_USER_MODE_ONLY || (mode == MESH_ON && mesh.kernel_faults);
+}
+
+bool mesh_available(void)
+{
+    heap_claim_all();   /* one opener at a time */
+    bool ok = mesh_open() && mesh_allowed();
+    heap_unclaim_all();
+    return ok;
+}
+
+/* ---- members ---- */
+
+/* The index of the first member at or above addr. */
+static size_t member_lower_bound(uintptr_t addr)
+{
+    size_t lo = 0, hi = mesh.count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (mesh.members[mid].addr < addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static bool is_member(uintptr_t os)
+{
+    size_t i = member_lower_bound(os);
+    return i < mesh.count && mesh.members[i].addr == os && !mesh.members[i].gone;
+}
+
+bool mesh_covers(uintptr_t start, uintptr_t end)
+{
+    if (mesh.count == 0 || end <= start)
+        return false;
+    for (uintptr_t os = start & ~(uintptr_t)(OS_PAGE_SIZE - 1); os < end; os += OS_PAGE_SIZE)
+        if (is_member(os))
+            return true;
+    return false;
+}
+
+/* ---- the blocks on one OS page ---- */
+
+/* The blocks of class page pg that overlap OS page os: [*lo, *hi). */
+static void blocks_on(const page_t *pg, uintptr_t os, uint32_t *lo, uint32_t *hi)
+{
+    uintptr_t start = (uintptr_t)pg->start;
+    size_t a = os - start, bs = pg->block_size;
+    *lo = (uint32_t)(a / bs);
+    size_t h = (a + OS_PAGE_SIZE + bs - 1) / bs;
+    *hi = (uint32_t)(h < pg->capacity ? h : pg->capacity);
+}
+
+enum scan { SCAN_LIVE, SCAN_WITHHOLD, SCAN_RESERVED };
+
+/* The live bytes on os (live blocks and queued remote frees, clipped to the OS page) as a
+ * mask; SCAN_WITHHOLD makes its free blocks MESHED as well; SCAN_RESERVED counts them
+ * as the page's (everything but MESHED).  Returns the granules set. */
+static unsigned os_page_scan(page_t *pg, uintptr_t os, mask_t *m, enum scan mode)
+{
+    bool withhold = mode == SCAN_WITHHOLD;
+    uint32_t lo, hi;
+    blocks_on(pg, os, &lo, &hi);
+    memset(m, 0, sizeof *m);
+    const unsigned free_value = side_free_value(pg);
+    for (uint32_t i = lo; i < hi; i++) {
+        unsigned v = side_get(pg, i);
+        if ((v == free_value || v == SIDE_UNLISTED) && mode != SCAN_RESERVED) {
+            if (withhold) {
+                side_set(pg, i, side_meshed_value(pg));
+                pg->unlisted -= v == SIDE_UNLISTED;
+                pg->withheld++;
+                pg->used++;
+            }
+            continue;
+        }
+        if (v == side_meshed_value(pg))
+            continue;
+        uintptr_t b0 = (uintptr_t)pg->start + (size_t)i * pg->block_size, b1 = b0 + pg->block_size;
+        uintptr_t c0 = b0 > os ? b0 : os, c1 = b1 < os + OS_PAGE_SIZE ? b1 : os + OS_PAGE_SIZE;
+        mask_set(m, (unsigned)((c0 - os) / GRANULE), (unsigned)((c1 - os) / GRANULE));
+    }
+    return mask_count(m);
+}
+
+/* The MESHED blocks on os that no member overlaps any more become unlisted: free for
+ * malloc again (page_extend links them).  Returns how many. */
+static unsigned os_page_unwithhold(page_t *pg, uintptr_t os)
+{
+    uint32_t lo, hi, n = 0;
+    blocks_on(pg, os, &lo, &hi);
+    const unsigned meshed = side_meshed_value(pg);
+    for (uint32_t i = lo; i < hi; i++) {
+        uintptr_t b0 = (uintptr_t)pg->start + (size_t)i * pg->block_size;
+        if (side_get(pg, i) != meshed || mesh_covers(b0, b0 + pg->block_size))
+            continue;
+        side_set(pg, i, SIDE_UNLISTED);
+        pg->unlisted++;
+        pg->withheld--;
+        pg->used--;
+        n++;
+    }
+    return n;
+}
+
+/* ---- slots ---- */
+
+/* The memfd is at least `pages` long and the view maps all of it. */
+static bool mesh_file_fits(size_t pages)
+{
+    if (pages <= mesh.view_pages)
+        return true;
+    size_t want = pages > mesh.view_pages * 2 ? pages : mesh.view_pages * 2;
+    if (want < 64)
+        want = 64;
+    if (want > mesh.cap)
+        want = mesh.cap;
+    if (pages > want || os_file_resize(mesh.memfd, want * OS_PAGE_SIZE) != 0)
+        return false;
+    uint8_t *view = os_map_file(NULL, want * OS_PAGE_SIZE, mesh.memfd, 0);
+    if (!view)
+        return false;
+    if (mesh.view)
+        os_unmap(mesh.view, mesh.view_pages * OS_PAGE_SIZE);
+    mesh.view = view;
+    mesh.view_pages = want;
+    return true;
+}
+
+/* A slot for a new group: a punched one, or the next never used (the file grows). */
+static uint32_t slot_take(void)
+{
+    if (mesh.free_count)
+        return mesh.free_slots[--mesh.free_count];
+    if (mesh.next_slot >= mesh.cap || !mesh_file_fits(mesh.next_slot + 1))
+        return NO_SLOT;
+    return (uint32_t)mesh.next_slot++;
+}
+
+/* A slot lost a member; returns the bytes given back (its page, when it was the last). */
+static size_t slot_unref(uint32_t slot)
+{
+    if (--mesh.refs[slot] != 0)
+        return 0;
+    size_t resident = os_resident_bytes(mesh.view + (size_t)slot * OS_PAGE_SIZE, OS_PAGE_SIZE);
+    os_punch_mapped(mesh.view + (size_t)slot * OS_PAGE_SIZE, OS_PAGE_SIZE);
+    mesh.free_slots[mesh.free_count++] = slot;
+    atomic_fetch_sub_explicit(&mesh.shared_pages, 1, memory_order_relaxed);
+    return resident;
+}
+
+/* ---- a pass ---- */
+
+typedef struct candidate {
+    uintptr_t os;
+    page_t *pg;
+    mask_t live;
+    uint32_t group;
+    uint16_t granules;
+    uint8_t host;        /* the first of a new group: its whole page is copied */
+    uint8_t failed;      /* the kernel refused a step: it stays as it was */
+    uint8_t attempted;   /* write-protected (or tried): protect_runs(false) ends it */
+} candidate_t;
+
+typedef struct group {
+    mask_t reserved;     /* union of its members' reservations */
+    uint32_t slot;       /* NO_SLOT: a new group, given one if it gets two members */
+    uint32_t members;    /* new ones (of a slot in use: added to its refs) */
+    uint32_t granules;
+} group_t;
+
+typedef struct scratch {
+    candidate_t *candidates;
+    size_t ncandidates, max_candidates;
+    group_t *groups;
+    size_t ngroups, max_groups;
+    page_t **touched;    /* pages whose free list must be rebuilt */
+    size_t ntouched;
+    member_t *merged;
+    void *base;
+    size_t bytes;
+} scratch_t;
+
+static void touch(scratch_t *s, page_t *pg)
+{
+    if (s->ntouched == 0 || s->touched[s->ntouched - 1] != pg)
+        s->touched[s->ntouched++] = pg;
+}
+
+static void rebuild_touched(scratch_t *s)
+{
+    for (size_t i = 0; i < s->ntouched; i++)
+        page_rebuild_free_list(s->touched[i]);
+    s->ntouched = 0;
+}
+
+/* Members first: each withholds the free blocks on it, so its reservation shrinks to
+ * what is live; one with nothing live leaves.  unions[slot] gets the reservations.
+ * Returns the bytes given back. */
+static size_t mesh_maintain(scratch_t *s, mask_t *unions)
+{
+    size_t released = 0;
+    for (size_t j = 0; j < mesh.count; j++) {
+        member_t *m = &mesh.members[j];
+        mask_t live;
+        touch(s, m->pg);
+        if (os_page_scan(m->pg, m->addr, &live, SCAN_WITHHOLD) != 0 || os_map_zero_fixed((void *)m->addr, OS_PAGE_SIZE) != 0) {
+            mask_or(&unions[m->slot], &live);
+            continue;
+        }
+        /* Nothing live on it, so nobody may write it: private zero pages replace it. */
+        m->gone = 1;
+        m->pg->meshed--;
+        os_page_unwithhold(m->pg, m->addr);
+        released += slot_unref(m->slot);
+    }
+    size_t kept = 0;
+    for (size_t j = 0; j < mesh.count; j++)
+        if (!mesh.members[j].gone)
+            mesh.members[kept++] = mesh.members[j];
+    mesh.count = kept;
+    rebuild_touched(s);
+    return released;
+}
+
+/* May OS page os of pg mesh?  Whole inside the page's blocks (not on its side table). */
+static bool meshable_page(const page_t *pg, uintptr_t os)
+{
+    uintptr_t blocks_end = (uintptr_t)pg->start + page_blocks_bytes(pg);
+    uintptr_t side = (uintptr_t)pg->side, span_end = (uintptr_t)pg->start + segment_span_bytes(pg);
+    uintptr_t limit = side >= (uintptr_t)pg->start && side < span_end ? side : span_end;
+    return os < blocks_end && os + OS_PAGE_SIZE <= limit && !(pg->meshed && is_member(os));
+}
+
+/* Every OS page of small blocks that is part live, in address order. */
+static void mesh_collect(scratch_t *s)
+{
+    registry_lock();
+    for (segment_t *seg = registry_first(); seg && s->ncandidates < s->max_candidates; seg = seg->reg_next) {
+        if (seg->kind != SEGMENT_NORMAL || seg->holds_large)
+            continue;
+        for (size_t i = seg->first_slice; i < seg->slice_count && s->ncandidates < s->max_candidates; i++) {
+            page_t *pg = &seg->pages[i];
+            if (pg->bin == 0 || pg->bin == BIN_LARGE || pg->slice_offset != 0 || pg->block_size > MESH_BLOCK_MAX)
+                continue;
+            uintptr_t end = (uintptr_t)pg->start + segment_span_bytes(pg);
+            for (uintptr_t os = (uintptr_t)pg->start; os < end && s->ncandidates < s->max_candidates; os += OS_PAGE_SIZE) {
+                if (!meshable_page(pg, os))
+                    continue;
+                candidate_t *c = &s->candidates[s->ncandidates];
+                unsigned n = os_page_scan(pg, os, &c->live, SCAN_LIVE);
+                if (n == 0 || n > CANDIDATE_FILL_MAX)
+                    continue;
+                c->os = os;
+                c->pg = pg;
+                c->granules = (uint16_t)n;
+                c->group = NO_SLOT;
+                c->host = c->failed = c->attempted = 0;
+                s->ncandidates++;
+            }
+        }
+    }
+    registry_unlock();
+}
+
+/* First fit over the open groups, newest first: the slots in use that have room, then
+ * the groups this pass opens.  Stops where the budget of new members ends.  Returns the
+ * candidates that will mesh (their group: a slot in use, or a new group of two or more). */
+static size_t mesh_plan(scratch_t *s, const mask_t *unions, size_t budget)
+{
+    uint32_t open[OPEN_GROUPS];
+    size_t nopen = 0, planned = 0;
+    for (uint32_t slot = 0; slot < mesh.next_slot && s->ngroups < s->max_groups; slot++) {
+        unsigned fill = mask_count(&unions[slot]);
+        if (mesh.refs[slot] == 0 || fill >= GROUP_FULL)
+            continue;
+        group_t *g = &s->groups[s->ngroups];
+        *g = (group_t){ unions[slot], slot, 0, fill };
+        if (nopen == OPEN_GROUPS)
+            memmove(open, open + 1, sizeof open - sizeof open[0]), nopen--;
+        open[nopen++] = (uint32_t)s->ngroups++;
+    }
+    for (size_t k = 0; k < s->ncandidates && planned < budget; k++) {
+        candidate_t *c = &s->candidates[k];
+        size_t found = nopen;
+        for (size_t o = nopen; o-- > 0;)
+            if (mask_disjoint(&s->groups[open[o]].reserved, &c->live)) {
+                found = o;
+                break;
+            }
+        if (found == nopen) {   /* a new group, with c as its host */
+            if (s->ngroups == s->max_groups)
+                break;
+            group_t *g = &s->groups[s->ngroups];
+            *g = (group_t){ c->live, NO_SLOT, 1, c->granules };
+            c->group = (uint32_t)s->ngroups++;
+            c->host = 1;
+            if (nopen == OPEN_GROUPS)
+                memmove(open, open + 1, sizeof open - sizeof open[0]), nopen--;
+            open[nopen++] = c->group;
+            continue;
+        }
+        group_t *g = &s->groups[open[found]];
+        c->group = open[found];
+        mask_or(&g->reserved, &c->live);
+        g->granules += c->granules;
+        g->members++;
+        planned += g->slot == NO_SLOT && g->members == 2 ? 2 : 1;   /* its host meshes too now */
+        if (g->granules >= GROUP_FULL) {
+            memmove(open + found, open + found + 1, (nopen - found - 1) * sizeof open[0]);
+            nopen--;
+        }
+    }
+    return planned;
+}
+
+static bool meshes(const scratch_t *s, const candidate_t *c)
+{
+    if (c->group == NO_SLOT || c->failed)
+        return false;
+    const group_t *g = &s->groups[c->group];
+    return g->slot != NO_SLOT || g->members >= 2;
+}
+
+/* Write-protect the runs of consecutive pages that mesh (register, then protect); a run
+ * the kernel refuses is marked failed. */
+static void protect_runs(scratch_t *s)
+{
+    for (size_t k = 0; k < s->ncandidates;) {
+        if (!meshes(s, &s->candidates[k])) {
+            k++;
+            continue;
+        }
+        size_t end = k + 1;
+        while (end < s->ncandidates && s->candidates[end].os == s->candidates[end - 1].os + OS_PAGE_SIZE &&
+               meshes(s, &s->candidates[end]))
+            end++;
+        void *at = (void *)s->candidates[k].os;
+        size_t len = (end - k) * OS_PAGE_SIZE;
+        bool ok = os_uffd_register(mesh.uffd, at, len, true) == 0 && os_uffd_protect(mesh.uffd, at, len, true) == 0;
+        if (!ok)
+            os_uffd_register(mesh.uffd, at, len, false);
+        for (size_t i = k; i < end; i++) {
+            s->candidates[i].attempted = ok;
+            s->candidates[i].failed = !ok;
+        }
+        k = end;
+    }
+}
+
+/* After the remap: wake the writers (they retry on the new mapping), lift the protection
+ * of the pages that kept their old one, end the registrations. */
+static void unprotect_runs(scratch_t *s)
+{
+    for (size_t k = 0; k < s->ncandidates;) {
+        if (!s->candidates[k].attempted) {
+            k++;
+            continue;
+        }
+        size_t end = k + 1;
+        while (end < s->ncandidates && s->candidates[end].os == s->candidates[end - 1].os + OS_PAGE_SIZE &&
+               s->candidates[end].attempted)
+            end++;
+        void *at = (void *)s->candidates[k].os;
+        size_t len = (end - k) * OS_PAGE_SIZE;
+        os_uffd_wake(mesh.uffd, at, len);
+        for (size_t i = k; i < end; i++)
+            if (s->candidates[i].failed)
+                os_uffd_protect(mesh.uffd, (void *)s->candidates[i].os, OS_PAGE_SIZE, false);
+        os_uffd_register(mesh.uffd, at, len, false);
+        k = end;
+    }
+}
+
+/* Copy each page's live bytes into its slot (a host: the whole page, before the others
+ * of its group, which come later in address order), then map it there. */
+static void copy_and_remap(scratch_t *s)
+{
+    for (size_t k = 0; k < s->ncandidates; k++) {
+        candidate_t *c = &s->candidates[k];
+        if (!meshes(s, c))
+            continue;
+        uint8_t *dst = mesh.view + (size_t)s->groups[c->group].slot * OS_PAGE_SIZE;
+        const uint8_t *src = (const uint8_t *)c->os;
+        if (c->host) {
+            memcpy(dst, src, OS_PAGE_SIZE);
+            continue;
+        }
+        for (unsigned g = 0; g < GRANULES;) {
+            if (!(c->live.w[g / 64] >> (g % 64) & 1)) {
+                g++;
+                continue;
+            }
+            unsigned e = g + 1;
+            while (e < GRANULES && (c->live.w[e / 64] >> (e % 64) & 1))
+                e++;
+            memcpy(dst + g * GRANULE, src + g * GRANULE, (e - g) * GRANULE);
+            g = e;
+        }
+    }
+    for (size_t k = 0; k < s->ncandidates; k++) {
+        candidate_t *c = &s->candidates[k];
+        if (meshes(s, c) && !os_map_file((void *)c->os, OS_PAGE_SIZE, mesh.memfd,
+                                         (size_t)s->groups[c->group].slot * OS_PAGE_SIZE))
+            c->failed = 1;
+    }
+}
+
+/* The meshed candidates join the members (sorted), withheld blocks of failed ones are
+ * given back; returns the bytes given back. */
+static size_t mesh_commit(scratch_t *s)
+{
+    size_t released = 0, added = 0;
+    member_t *out = s->merged;
+    size_t j = 0;
+    for (size_t k = 0; k < s->ncandidates; k++) {
+        candidate_t *c = &s->candidates[k];
+        if (!meshes(s, c))
+            continue;
+        while (j < mesh.count && mesh.members[j].addr < c->os)
+            *out++ = mesh.members[j++];
+        group_t *g = &s->groups[c->group];
+        *out++ = (member_t){ c->os, c->pg, g->slot, 0 };
+        added++;
+        c->pg->meshed++;
+        if (mesh.refs[g->slot]++ != 0)
+            released += OS_PAGE_SIZE;   /* its own page went; the slot's was there */
+        else
+            atomic_fetch_add_explicit(&mesh.shared_pages, 1, memory_order_relaxed);
+    }
+    while (j < mesh.count)
+        *out++ = mesh.members[j++];
+    memcpy(mesh.members, s->merged, (mesh.count + added) * sizeof(member_t));
+    mesh.count += added;
+    for (size_t k = 0; k < s->ncandidates; k++) {
+        candidate_t *c = &s->candidates[k];
+        if (c->failed && c->group != NO_SLOT)
+            os_page_unwithhold(c->pg, c->os);
+    }
+    for (size_t i = 0; i < s->ngroups; i++)   /* a new group none of whose pages meshed */
+        if (s->groups[i].slot != NO_SLOT && mesh.refs[s->groups[i].slot] == 0 && s->groups[i].members >= 2) {
+            mesh.refs[s->groups[i].slot] = 1;
+            atomic_fetch_add_explicit(&mesh.shared_pages, 1, memory_order_relaxed);
+            slot_unref(s->groups[i].slot);   /* its page was this pass's own copy: nothing given back */
+        }
+    atomic_store_explicit(&mesh.meshed_pages, mesh.count, memory_order_relaxed);
+    return released;
+}
+
+/* New meshes: collect, plan, withhold, protect, copy, remap, wake. */
+static size_t mesh_new(scratch_t *s, const mask_t *unions)
+{
+    size_t maps = os_map_count(), limit = mesh.max_maps / 2;
+    if (maps >= limit || !mesh_descriptors_ours())
+        return 0;
+    size_t budget = (limit - maps) / MAPS_PER_MEMBER;
+    if (budget > mesh.cap - mesh.count)
+        budget = mesh.cap - mesh.count;
+    if (budget == 0)
+        return 0;
+    mesh_collect(s);
+    if (mesh_plan(s, unions, budget) == 0)
+        return 0;
+    for (size_t i = 0; i < s->ngroups; i++) {   /* slots for the new groups that mesh */
+        group_t *g = &s->groups[i];
+        if (g->slot == NO_SLOT && g->members >= 2 && (g->slot = slot_take()) == NO_SLOT)
+            g->members = 1;   /* no room in the file: it does not mesh */
+    }
+    for (size_t k = 0; k < s->ncandidates; k++) {   /* every change to crtheap's own memory first */
+        candidate_t *c = &s->candidates[k];
+        if (!meshes(s, c))
+            continue;
+        mask_t again;
+        os_page_scan(c->pg, c->os, &again, SCAN_WITHHOLD);
+        touch(s, c->pg);
+    }
+    rebuild_touched(s);
+    protect_runs(s);
+    copy_and_remap(s);
+    unprotect_runs(s);
+    os_release(mesh.view, mesh.view_pages * OS_PAGE_SIZE);   /* the view's own mappings only */
+    return mesh_commit(s);
+}
+
+/* Scratch for a pass, from the OS: none of crtheap's heaps may be used while they are
+ * all claimed. */
+static bool scratch_map(scratch_t *s)
+{
+    memset(s, 0, sizeof *s);
+    size_t segments = registry_segment_count();
+    size_t pages = segments * (SEGMENT_SIZE / OS_PAGE_SIZE);
+    size_t max = (mesh.cap - mesh.count) * CANDIDATES_PER_MEMBER;
+    s->max_candidates = pages < max ? pages : max;
+    s->max_groups = s->max_candidates + mesh.next_slot;
+    size_t touched = s->max_candidates + mesh.count + 1;
+    s->bytes = s->max_candidates * sizeof(candidate_t) + s->max_groups * sizeof(group_t) +
+               touched * sizeof(page_t *) + (mesh.cap + 1) * sizeof(member_t) + mesh.next_slot * sizeof(mask_t) + 64;
+    s->base = os_map(s->bytes);
+    if (!s->base)
+        return false;
+    uint8_t *p = s->base;
+    s->candidates = (candidate_t *)p;
+    p += s->max_candidates * sizeof(candidate_t);
+    s->groups = (group_t *)p;
+    p += s->max_groups * sizeof(group_t);
+    s->merged = (member_t *)p;
+    p += (mesh.cap + 1) * sizeof(member_t);
+    s->touched = (page_t **)p;
+    return true;
+}
+
+size_t mesh_trim(void)
+{
+    if (option_mesh == MESH_OFF)
+        return 0;
+    heap_claim_all();
+    size_t released = 0;
+    if (mesh_open() && (mesh_allowed() || mesh.count)) {
+        for (heap_t *h = heap_all_first(); h; h = h->all_next)
+            heap_drain_remote(h);
+        scratch_t s;
+        if (scratch_map(&s)) {
+            mask_t *unions = (mask_t *)((uint8_t *)s.base + s.bytes - 64 - mesh.next_slot * sizeof(mask_t));
+            released = mesh_maintain(&s, unions);
+            if (mesh_allowed())
+                released += mesh_new(&s, unions);
+            os_unmap(s.base, s.bytes);
+        }
+    }
+    heap_unclaim_all();
+    release_count(released);
+    return released;
+}
+
+/* ---- _heapchk, statistics ---- */
+
+/* The meshes agree with themselves and with the pages: members sorted, each on a
+ * meshable OS page of a class page whose `meshed` counts them, each slot's count of
+ * members right, and the reservations of a slot's members disjoint. */
+int mesh_check(void)
+{
+    heap_claim_all();
+    int result = 0;
+    mask_t *unions = mesh.next_slot ? os_map(mesh.next_slot * sizeof(mask_t)) : NULL;
+    uint32_t *refs = mesh.next_slot ? os_map(mesh.next_slot * sizeof(uint32_t)) : NULL;
+    if (mesh.next_slot && (!unions || !refs))
+        result = -1;
+    size_t slots_in_use = 0;
+    for (size_t j = 0; j < mesh.count && result == 0; j++) {
+        const member_t *m = &mesh.members[j];
+        page_t *pg = m->pg;
+        uintptr_t start = (uintptr_t)pg->start, end = start + segment_span_bytes(pg);
+        if ((j && m->addr <= mesh.members[j - 1].addr) || m->addr % OS_PAGE_SIZE || m->slot >= mesh.next_slot ||
+            pg->bin == 0 || pg->bin == BIN_LARGE || m->addr < start || m->addr >= end) {
+            result = -1;
+            break;
+        }
+        size_t first = member_lower_bound(start), last = member_lower_bound(end);
+        if (last - first != pg->meshed) {
+            result = -1;
+            break;
+        }
+        mask_t reserved;
+        os_page_scan(pg, m->addr, &reserved, SCAN_RESERVED);
+        if (!mask_disjoint(&unions[m->slot], &reserved))
+            result = -1;
+        mask_or(&unions[m->slot], &reserved);
+        refs[m->slot]++;
+    }
+    for (size_t slot = 0; slot < mesh.next_slot && result == 0; slot++) {
+        if (refs[slot] != mesh.refs[slot])
+            result = -1;
+        slots_in_use += refs[slot] != 0;
+    }
+    if (result == 0 && slots_in_use != atomic_load(&mesh.shared_pages))
+        result = -1;
+    if (unions)
+        os_unmap(unions, mesh.next_slot * sizeof(mask_t));
+    if (refs)
+        os_unmap(refs, mesh.next_slot * sizeof(uint32_t));
+    heap_unclaim_all();
+    return result;
+}
+
+/* Meshed OS pages, and the physical pages they share (the figures the statistics need
+ * to count memory once). */
+void mesh_figures(size_t *meshed_pages, size_t *shared_pages)
+{
+    *meshed_pages = atomic_load_explicit(&mesh.meshed_pages, memory_order_relaxed);
+    *shared_pages = atomic_load_explicit(&mesh.shared_pages, memory_order_relaxed);
+}
+
+/* ---- fork ---- */
+
+/* Runs of consecutive members: [*start, *start + *len), from member *j on. */
+static bool member_run(size_t *j, uintptr_t *start, size_t *len)
+{
+    if (*j >= mesh.count)
+        return false;
+    size_t end = *j + 1;
+    while (end < mesh.count && mesh.members[end].addr == mesh.members[end - 1].addr + OS_PAGE_SIZE)
+        end++;
+    *start = mesh.members[*j].addr;
+    *len = (end - *j) * OS_PAGE_SIZE;
+    *j = end;
+    return true;
+}
+
+/* Called with every heap claimed (threaded) or alone in the process: the child must get
+ * the meshed pages as they are at the fork, so a threaded parent's writers wait on
+ * them until the child has its copies. */
+void mesh_fork_prepare(bool threaded)
+{
+    mesh.fork_protected = false;
+    mesh.fork_pipe[0] = mesh.fork_pipe[1] = -1;
+    if (mesh.count == 0)
+        return;
+    if (os_pipe(mesh.fork_pipe) != 0) {
+        static const char msg[] = "crtheap: fork: no pipe to wait for the child's copy of the meshed pages\n";
+        os_write_stderr(msg, sizeof msg - 1);
+        mesh.fork_pipe[0] = mesh.fork_pipe[1] = -1;
+        return;
+    }
+    if (!threaded)
+        return;
+    uintptr_t start;
+    size_t len, j = 0;
+    while (member_run(&j, &start, &len))
+        if (os_uffd_register(mesh.uffd, (void *)start, len, true) == 0)
+            os_uffd_protect(mesh.uffd, (void *)start, len, true);
+    mesh.fork_protected = true;
+}
+
+void mesh_fork_parent(void)
+{
+    if (mesh.fork_pipe[0] >= 0) {
+        os_close(mesh.fork_pipe[1]);
+        os_read_byte(mesh.fork_pipe[0]);   /* the child's byte, or its end */
+        os_close(mesh.fork_pipe[0]);
+    }
+    if (mesh.fork_protected) {
+        uintptr_t start;
+        size_t len, j = 0;
+        while (member_run(&j, &start, &len)) {
+            os_uffd_protect(mesh.uffd, (void *)start, len, false);   /* wakes the writers */
+            os_uffd_register(mesh.uffd, (void *)start, len, false);
+        }
+    }
+    mesh.fork_protected = false;
+}
+
+/* The child's meshed pages become private copies, its MESHED blocks free again, and it
+ * starts without meshes, userfaultfd object or memfd of its own (the parent's are not
+ * its to use). */
+void mesh_fork_child(void)
+{
+    os_close(mesh.fork_pipe[0]);
+    uintptr_t start;
+    size_t len, j = 0;
+    while (member_run(&j, &start, &len)) {
+        void *copy = os_map(len);
+        if (!copy)
+            fatal_message("crtheap: fork: no memory for the child's copy of the meshed pages\n");
+        memcpy(copy, (void *)start, len);
+        if (os_move_fixed(copy, len, (void *)start) != 0)
+            fatal_message("crtheap: fork: could not map the child's copy of the meshed pages\n");
+    }
+    size_t n = mesh.count;
+    mesh.count = 0;   /* no member covers anything now */
+    for (j = 0; j < n; j++)
+        mesh.members[j].pg->meshed = 0;
+    for (j = 0; j < n; j++)
+        os_page_unwithhold(mesh.members[j].pg, mesh.members[j].addr);
+    if (mesh.refs)
+        memset(mesh.refs, 0, mesh.next_slot * sizeof(uint32_t));
+    mesh.next_slot = mesh.free_count = 0;
+    atomic_store(&mesh.meshed_pages, 0);
+    atomic_store(&mesh.shared_pages, 0);
+    if (mesh.view)
+        os_unmap(mesh.view, mesh.view_pages * OS_PAGE_SIZE);
+    mesh.view = NULL;
+    mesh.view_pages = 0;
+    if (mesh.state == MESH_READY) {
+        os_close(mesh.uffd);
+        os_close(mesh.memfd);
+        mesh.uffd = mesh.memfd = -1;
+        mesh.state = MESH_UNTRIED;   /* arrays kept for the child's own meshing */
+    }
+    if (mesh.fork_pipe[1] >= 0) {
+        os_write_byte(mesh.fork_pipe[1]);
+        os_close(mesh.fork_pipe[1]);
+    }
+    mesh.fork_pipe[0] = mesh.fork_pipe[1] = -1;
+}
