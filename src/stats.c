@@ -219,16 +219,18 @@ API size_t crtheap_stats_json(char *buf, size_t len)
     crtheap_get_stats(&st);
     crtheap_get_counters(&c);
     size_t n = 0;
-    char scratch[1] = { 0 };   /* where output past len goes (snprintf of size 1 writes only the NUL) */
 #define JSON(...)                                                                                     \
     do {                                                                                              \
-        int k = snprintf(n < len ? buf + n : scratch, n < len ? len - n : sizeof scratch, __VA_ARGS__); \
+        int k = snprintf(n < len ? buf + n : NULL, n < len ? len - n : 0, __VA_ARGS__);   /* size 0: counts only */ \
         n += k > 0 ? (size_t)k : 0;                                                                   \
     } while (0)
     JSON("{\"in_use\":%zu,\"committed\":%zu,\"resident\":%zu,\"mapped\":%zu,\"released\":%zu,"
          "\"donated\":%zu,\"huge_cached\":%zu,\"segments\":%zu,\"heaps\":%zu,",
          st.in_use, st.committed, st.resident, st.mapped, st.released, st.donated, st.huge_cached, st.segments,
          st.heaps);
+    size_t meshed, shared;
+    mesh_figures(&meshed, &shared);   /* "resident" above counts each shared page once */
+    JSON("\"meshed_pages\":%zu,\"mesh_shared_pages\":%zu,", meshed, shared);
     JSON("\"counting\":%s,\"mallocs\":%llu,\"frees\":%llu,\"reallocs\":%llu,\"requested\":%zu,"
          "\"requested_peak\":%zu,\"heapmin_calls\":%llu,\"trim_calls\":%llu,\"trim_released\":%zu,"
          "\"threads\":%llu,\"peak_rss\":%zu,\"classes\":[",

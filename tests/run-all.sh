@@ -48,7 +48,7 @@ run_check() { # name program...
     tally "$name" $((checks - fails - errors)) $((fails + errors))
 }
 
-for part in test_api test_api_static test_threads test_crt test_trim test_dropin test_death; do
+for part in test_api test_api_static test_threads test_crt test_trim test_mesh test_dropin test_death; do
     [ -x "$bin/$part" ] || continue
     echo "== $part"
     run_check "$part" "$bin/$part"
@@ -60,7 +60,7 @@ done
 run_against() { # label dir
     local label=$1 dir=$2 part
     [ -n "$dir" ] || return 0
-    for part in test_api test_threads test_crt test_trim test_dropin; do
+    for part in test_api test_threads test_crt test_trim test_mesh test_dropin; do
         [ -x "$bin/$part" ] || continue
         echo "== $part against the $label build"
         run_check "$label $part" env LD_LIBRARY_PATH="$dir" "$bin/$part"

@@ -86,6 +86,7 @@ static const struct death_case cases[] = {
     {"malloc_corrupted_free_list", MALLOC_CORRUPTED_LIST},
     {"drain_corrupted_remote_list", REMOTE_CORRUPTED_LIST},
     {"drain_double_free", DOUBLE_FREE},
+    {"double_free_meshed", DOUBLE_FREE},
     {"msize_after_free", MSIZE_AFTER_FREE},
     {"expand_after_free", EXPAND_AFTER_FREE},
 };

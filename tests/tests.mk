@@ -29,7 +29,7 @@ TSAN_CFLAGS    := -std=gnu11 -O1 -g -fsanitize=thread -Wall -Wextra $(WERROR) -p
                   -Iinclude -Isrc -Itests -include $(TSAN_RENAMES)
 TEST_PROGRAMS  := $(TEST_BIN)/test_api $(TEST_BIN)/test_threads $(TEST_BIN)/test_death \
                   $(addprefix $(TEST_BIN)/death/,$(DEATH_PROGRAMS)) \
-                  $(if $(CRTHEAP_LIB),$(TEST_BIN)/test_api_static $(TEST_BIN)/test_crt $(TEST_BIN)/test_trim \
+                  $(if $(CRTHEAP_LIB),$(TEST_BIN)/test_api_static $(TEST_BIN)/test_crt $(TEST_BIN)/test_trim $(TEST_BIN)/test_mesh \
                                       $(TEST_BIN)/test_dropin $(TEST_BIN)/probe_options $(TEST_BIN)/tsan_trim \
                                       $(TEST_BIN)/asan_trim $(TEST_BIN)/ported_windows)
 
