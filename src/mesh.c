@@ -191,14 +191,6 @@ static bool mesh_allowed(void)
     return mode == MESH_EVEN_USER_MODE_ONLY || (mode == MESH_ON && mesh.kernel_faults);
 }
 
-bool mesh_available(void)
-{
-    heap_claim_all();   /* one opener at a time */
-    bool ok = mesh_open() && mesh_allowed();
-    heap_unclaim_all();
-    return ok;
-}
-
 /* ---- members ---- */
 
 /* The index of the first member at or above addr. */
@@ -247,9 +239,11 @@ enum scan { SCAN_LIVE, SCAN_WITHHOLD, SCAN_RESERVED };
 
 /* The live bytes on os (live blocks and queued remote frees, clipped to the OS page) as a
  * mask; SCAN_WITHHOLD makes its free blocks MESHED as well; SCAN_RESERVED counts them
- * as the page's (everything but MESHED).  Returns the granules set. */
-static unsigned os_page_scan(page_t *pg, uintptr_t os, mask_t *m, enum scan mode)
+ * as the page's (everything but MESHED).  Returns the granules set; *free_blocks (if
+ * not NULL) gets the free blocks seen. */
+static unsigned os_page_scan(page_t *pg, uintptr_t os, mask_t *m, enum scan mode, unsigned *free_blocks)
 {
+    unsigned frees = 0;
     bool withhold = mode == SCAN_WITHHOLD;
     uint32_t lo, hi;
     blocks_on(pg, os, &lo, &hi);
@@ -258,6 +252,7 @@ static unsigned os_page_scan(page_t *pg, uintptr_t os, mask_t *m, enum scan mode
     for (uint32_t i = lo; i < hi; i++) {
         unsigned v = side_get(pg, i);
         if ((v == free_value || v == SIDE_UNLISTED) && mode != SCAN_RESERVED) {
+            frees++;
             if (withhold) {
                 side_set(pg, i, side_meshed_value(pg));
                 pg->unlisted -= v == SIDE_UNLISTED;
@@ -272,7 +267,19 @@ static unsigned os_page_scan(page_t *pg, uintptr_t os, mask_t *m, enum scan mode
         uintptr_t c0 = b0 > os ? b0 : os, c1 = b1 < os + OS_PAGE_SIZE ? b1 : os + OS_PAGE_SIZE;
         mask_set(m, (unsigned)((c0 - os) / GRANULE), (unsigned)((c1 - os) / GRANULE));
     }
+    if (free_blocks)
+        *free_blocks = frees;
     return mask_count(m);
+}
+
+/* The MESHED blocks that overlap os. */
+static unsigned os_page_withheld(const page_t *pg, uintptr_t os)
+{
+    uint32_t lo, hi, n = 0;
+    blocks_on(pg, os, &lo, &hi);
+    for (uint32_t i = lo; i < hi; i++)
+        n += side_get(pg, i) == side_meshed_value(pg);
+    return n;
 }
 
 /* The MESHED blocks on os that no member overlaps any more become unlisted: free for
@@ -396,7 +403,7 @@ static size_t mesh_maintain(scratch_t *s, mask_t *unions)
         member_t *m = &mesh.members[j];
         mask_t live;
         touch(s, m->pg);
-        if (os_page_scan(m->pg, m->addr, &live, SCAN_WITHHOLD) != 0 || os_map_zero_fixed((void *)m->addr, OS_PAGE_SIZE) != 0) {
+        if (os_page_scan(m->pg, m->addr, &live, SCAN_WITHHOLD, NULL) != 0 || os_map_zero_fixed((void *)m->addr, OS_PAGE_SIZE) != 0) {
             mask_or(&unions[m->slot], &live);
             continue;
         }
@@ -440,8 +447,9 @@ static void mesh_collect(scratch_t *s)
                 if (!meshable_page(pg, os))
                     continue;
                 candidate_t *c = &s->candidates[s->ncandidates];
-                unsigned n = os_page_scan(pg, os, &c->live, SCAN_LIVE);
-                if (n == 0 || n > CANDIDATE_FILL_MAX)
+                unsigned frees, n = os_page_scan(pg, os, &c->live, SCAN_LIVE, &frees);
+                /* a block to withhold keeps the page from emptying while it is meshed */
+                if (n == 0 || n > CANDIDATE_FILL_MAX || frees == 0)
                     continue;
                 c->os = os;
                 c->pg = pg;
@@ -664,7 +672,7 @@ static size_t mesh_new(scratch_t *s, const mask_t *unions)
         if (!meshes(s, c))
             continue;
         mask_t again;
-        os_page_scan(c->pg, c->os, &again, SCAN_WITHHOLD);
+        os_page_scan(c->pg, c->os, &again, SCAN_WITHHOLD, NULL);
         touch(s, c->pg);
     }
     rebuild_touched(s);
@@ -729,8 +737,9 @@ size_t mesh_trim(void)
 /* ---- _heapchk, statistics ---- */
 
 /* The meshes agree with themselves and with the pages: members sorted, each on a
- * meshable OS page of a class page whose `meshed` counts them, each slot's count of
- * members right, and the reservations of a slot's members disjoint. */
+ * meshable OS page of a class page whose `meshed` counts them and under at least one
+ * MESHED block, each slot's count of members right, and the reservations of a slot's
+ * members disjoint. */
 int mesh_check(void)
 {
     heap_claim_all();
@@ -755,9 +764,9 @@ int mesh_check(void)
             break;
         }
         mask_t reserved;
-        os_page_scan(pg, m->addr, &reserved, SCAN_RESERVED);
-        if (!mask_disjoint(&unions[m->slot], &reserved))
-            result = -1;
+        os_page_scan(pg, m->addr, &reserved, SCAN_RESERVED, NULL);
+        if (!mask_disjoint(&unions[m->slot], &reserved) || os_page_withheld(pg, m->addr) == 0)
+            result = -1;   /* overlapping reservations, or nothing keeps the page from emptying */
         mask_or(&unions[m->slot], &reserved);
         refs[m->slot]++;
     }

@@ -332,7 +332,6 @@ void decay_fork_child(void) INTERNAL;
 /* ---- mesh.c: OS pages whose live bytes do not overlap share one physical page ---- */
 enum { MESH_OFF = 0, MESH_ON = 1, MESH_EVEN_USER_MODE_ONLY = 2 };   /* option_mesh */
 size_t mesh_trim(void) INTERNAL;           /* _heapmin's meshing: resident bytes given back */
-bool mesh_available(void) INTERNAL;        /* this process may mesh under option_mesh */
 bool mesh_covers(uintptr_t start, uintptr_t end) INTERNAL;   /* a meshed OS page overlaps it */
 int mesh_check(void) INTERNAL;             /* _heapchk of the meshes: 0, or -1 */
 void mesh_figures(size_t *meshed_pages, size_t *shared_pages) INTERNAL;

@@ -186,6 +186,7 @@ void page_queue_remove(page_queue_t *q, page_t *pg)
 static unsigned page_retire(heap_t *h, page_t *pg)
 {
     crt_assert(pg->used == 0 && heap_held(h));
+    crt_assert(pg->meshed == 0);   /* a meshed OS page keeps a MESHED block (mesh.c): never empty */
     if (pg->bin != BIN_LARGE && !page_in_full(pg))
         page_queue_remove(&h->queues[pg->bin], pg);
     segment_t *seg = segment_of(pg->start);
@@ -313,7 +314,7 @@ size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch)
 {
     /* no block in the free list (every one live or already unlisted): nothing to give */
     if (pg->bin == BIN_LARGE || pg->used + pg->unlisted == pg->capacity || pg->block_size < 16 ||
-        segment_of(pg->start)->kind == SEGMENT_DONATED || pg->meshed)   /* mesh.c keeps those */
+        segment_of(pg->start)->kind == SEGMENT_DONATED)
         return 0;
     enum { MAX_OS_PAGES = 16 * SLICE_SIZE / OS_PAGE_SIZE };   /* largest class page */
     uint64_t gone[MAX_OS_PAGES / 64] = { 0 };                  /* OS pages released */
