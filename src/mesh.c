@@ -55,8 +55,9 @@
 #define MESH_BLOCK_MAX  1024                        /* classes whose OS pages mesh */
 #define CANDIDATE_FILL_MAX (GRANULES * 3 / 4)       /* live granules an OS page may have to mesh */
 #define GROUP_FULL      (GRANULES * 15 / 16)        /* a slot this full takes no more members */
-#define OPEN_GROUPS     64                          /* slots a candidate is tried against */
-#define MAPS_PER_MEMBER 2                           /* a member alone splits a mapping in three */
+#define OPEN_GROUPS     256                         /* groups a run's first page is tried against */
+#define STRIPE          16                          /* new groups a run opens, one after another, at most */
+#define MAPS_PER_MEMBER 2                           /* a run of members alone splits a mapping in three */
 #define CANDIDATES_PER_MEMBER 4                     /* OS pages looked at per member the budget allows */
 #define NO_SLOT         UINT32_MAX
 
@@ -81,6 +82,7 @@ void __tsan_ignore_thread_end(void);
 typedef struct mask { uint64_t w[MASK_WORDS]; } mask_t;
 
 typedef struct member {
+    mask_t live;       /* its live bytes when the last pass looked (its reservation) */
     uintptr_t addr;    /* the meshed OS page */
     page_t *pg;        /* the class page it belongs to */
     uint32_t slot;     /* its memfd page */
@@ -105,6 +107,8 @@ static struct {
     _Atomic size_t meshed_pages;   /* = count, for the statistics (read without the lock) */
     _Atomic size_t shared_pages;   /* slots in use */
     size_t max_maps;
+    bool seen_all;                 /* the last trim's pass looked at every page it could mesh:
+                                      this one looks only at pages freed into since */
     int fork_pipe[2];
     bool fork_protected;
 } mesh = { .uffd = -1, .memfd = -1, .fork_pipe = { -1, -1 } };
@@ -121,6 +125,13 @@ static bool mask_disjoint(const mask_t *a, const mask_t *b)
     uint64_t x = 0;
     for (int i = 0; i < MASK_WORDS; i++)
         x |= a->w[i] & b->w[i];
+    return x == 0;
+}
+static bool mask_empty(const mask_t *m)
+{
+    uint64_t x = 0;
+    for (int i = 0; i < MASK_WORDS; i++)
+        x |= m->w[i];
     return x == 0;
 }
 static void mask_or(mask_t *a, const mask_t *b)
@@ -151,7 +162,10 @@ static bool mesh_open(void)
     }
     size_t max_maps = os_max_map_count();
     int memfd = uffd >= 0 && max_maps >= 64 ? os_memfd() : -1;
-    size_t cap = mesh.cap ? mesh.cap : max_maps / 2;   /* a forked child keeps its parent's arrays */
+    /* members and slots the arrays can hold (runs of pages on consecutive slots cost
+     * one mapping, so the mapping budget alone would allow more); a forked child keeps
+     * its parent's arrays */
+    size_t cap = mesh.cap ? mesh.cap : max_maps * 4;
     void *members = mesh.members ? mesh.members : memfd >= 0 ? os_map(cap * sizeof(member_t)) : NULL;
     void *refs = mesh.refs ? mesh.refs : members ? os_map(cap * sizeof(uint32_t)) : NULL;
     void *free_slots = mesh.free_slots ? mesh.free_slots : refs ? os_map(cap * sizeof(uint32_t)) : NULL;
@@ -245,6 +259,7 @@ static unsigned os_page_scan(page_t *pg, uintptr_t os, mask_t *m, enum scan mode
 {
     unsigned frees = 0;
     bool withhold = mode == SCAN_WITHHOLD;
+    unsigned granules = 0;
     uint32_t lo, hi;
     blocks_on(pg, os, &lo, &hi);
     memset(m, 0, sizeof *m);
@@ -266,10 +281,11 @@ static unsigned os_page_scan(page_t *pg, uintptr_t os, mask_t *m, enum scan mode
         uintptr_t b0 = (uintptr_t)pg->start + (size_t)i * pg->block_size, b1 = b0 + pg->block_size;
         uintptr_t c0 = b0 > os ? b0 : os, c1 = b1 < os + OS_PAGE_SIZE ? b1 : os + OS_PAGE_SIZE;
         mask_set(m, (unsigned)((c0 - os) / GRANULE), (unsigned)((c1 - os) / GRANULE));
+        granules += (unsigned)((c1 - c0) / GRANULE);   /* blocks do not overlap */
     }
     if (free_blocks)
         *free_blocks = frees;
-    return mask_count(m);
+    return granules;
 }
 
 /* The MESHED blocks that overlap os. */
@@ -326,14 +342,16 @@ static bool mesh_file_fits(size_t pages)
     return true;
 }
 
-/* A slot for a new group: a punched one, or the next never used (the file grows). */
+/* A slot for a new group: the next never used (the file grows; new groups of one pass
+ * get consecutive slots, which lets runs of their pages merge), or a punched one once
+ * the file has reached its length. */
 static uint32_t slot_take(void)
 {
+    if (mesh.next_slot < mesh.cap && mesh_file_fits(mesh.next_slot + 1))
+        return (uint32_t)mesh.next_slot++;
     if (mesh.free_count)
         return mesh.free_slots[--mesh.free_count];
-    if (mesh.next_slot >= mesh.cap || !mesh_file_fits(mesh.next_slot + 1))
-        return NO_SLOT;
-    return (uint32_t)mesh.next_slot++;
+    return NO_SLOT;
 }
 
 /* A slot lost a member; returns the bytes given back (its page, when it was the last). */
@@ -358,7 +376,7 @@ typedef struct candidate {
     uint16_t granules;
     uint8_t host;        /* the first of a new group: its whole page is copied */
     uint8_t failed;      /* the kernel refused a step: it stays as it was */
-    uint8_t attempted;   /* write-protected (or tried): protect_runs(false) ends it */
+    uint8_t protected_;  /* write-protected: unprotect_segments lifts it if it kept its page */
 } candidate_t;
 
 typedef struct group {
@@ -366,6 +384,8 @@ typedef struct group {
     uint32_t slot;       /* NO_SLOT: a new group, given one if it gets two members */
     uint32_t members;    /* new ones (of a slot in use: added to its refs) */
     uint32_t granules;
+    uint8_t fresh;       /* opened by this pass */
+    uint8_t host_maps;   /* mappings its host will cost once a second page joins */
 } group_t;
 
 typedef struct scratch {
@@ -375,6 +395,8 @@ typedef struct scratch {
     size_t ngroups, max_groups;
     page_t **touched;    /* pages whose free list must be rebuilt */
     size_t ntouched;
+    uint32_t *slot_group;   /* slot in use -> its group this pass (NO_SLOT: none) */
+    mask_t *unions;         /* slot -> the union of its members' reservations */
     member_t *merged;
     void *base;
     size_t bytes;
@@ -393,22 +415,49 @@ static void rebuild_touched(scratch_t *s)
     s->ntouched = 0;
 }
 
+/* Is member j + 1 in member j's mapping (the next page, on the next slot: the kernel
+ * merged them)? */
+static bool same_mapping(size_t j)
+{
+    return j + 1 < mesh.count && mesh.members[j + 1].addr == mesh.members[j].addr + OS_PAGE_SIZE &&
+           mesh.members[j + 1].slot == mesh.members[j].slot + 1;
+}
+
 /* Members first: each withholds the free blocks on it, so its reservation shrinks to
- * what is live; one with nothing live leaves.  unions[slot] gets the reservations.
- * Returns the bytes given back. */
+ * what is live, and unions[slot] gets the reservations.  A mapping whose members have
+ * nothing live left leaves whole: private zero pages replace it (nobody may write a
+ * page without a live block), in one call, so the mappings around it can merge again;
+ * a dead member inside a mapping that still has live ones stays (it holds no memory of
+ * its own, and leaving would split the mapping).  Returns the bytes given back. */
 static size_t mesh_maintain(scratch_t *s, mask_t *unions)
 {
     size_t released = 0;
     for (size_t j = 0; j < mesh.count; j++) {
         member_t *m = &mesh.members[j];
-        mask_t live;
-        touch(s, m->pg);
-        if (os_page_scan(m->pg, m->addr, &live, SCAN_WITHHOLD, NULL) != 0 || os_map_zero_fixed((void *)m->addr, OS_PAGE_SIZE) != 0) {
-            mask_or(&unions[m->slot], &live);
-            continue;
+        if (!mesh.seen_all || !page_trimmed(m->pg)) {   /* freed into since the last pass: look again */
+            unsigned withheld;
+            os_page_scan(m->pg, m->addr, &m->live, SCAN_WITHHOLD, &withheld);
+            if (withheld)
+                touch(s, m->pg);
         }
-        /* Nothing live on it, so nobody may write it: private zero pages replace it. */
-        m->gone = 1;
+        m->gone = mask_empty(&m->live);   /* dead, for now */
+        mask_or(&unions[m->slot], &m->live);
+    }
+    for (size_t j = 0; j < mesh.count;) {
+        size_t end = j, dead = 0;
+        do
+            dead += mesh.members[end].gone;
+        while (same_mapping(end++));
+        bool leave = dead == end - j &&
+                     os_map_zero_fixed((void *)mesh.members[j].addr, (end - j) * OS_PAGE_SIZE) == 0;
+        for (size_t k = j; k < end; k++)
+            mesh.members[k].gone = leave;
+        j = end;
+    }
+    for (size_t j = 0; j < mesh.count; j++) {
+        member_t *m = &mesh.members[j];
+        if (!m->gone)
+            continue;
         m->pg->meshed--;
         os_page_unwithhold(m->pg, m->addr);
         released += slot_unref(m->slot);
@@ -431,8 +480,9 @@ static bool meshable_page(const page_t *pg, uintptr_t os)
     return os < blocks_end && os + OS_PAGE_SIZE <= limit && !(pg->meshed && is_member(os));
 }
 
-/* Every OS page of small blocks that is part live, in address order. */
-static void mesh_collect(scratch_t *s)
+/* Every OS page of small blocks that may mesh, in address order; with skip_unchanged,
+ * not those of pages nobody freed into since the last trim (the last pass saw them). */
+static void mesh_collect(scratch_t *s, bool skip_unchanged)
 {
     registry_lock();
     for (segment_t *seg = registry_first(); seg && s->ncandidates < s->max_candidates; seg = seg->reg_next) {
@@ -440,7 +490,8 @@ static void mesh_collect(scratch_t *s)
             continue;
         for (size_t i = seg->first_slice; i < seg->slice_count && s->ncandidates < s->max_candidates; i++) {
             page_t *pg = &seg->pages[i];
-            if (pg->bin == 0 || pg->bin == BIN_LARGE || pg->slice_offset != 0 || pg->block_size > MESH_BLOCK_MAX)
+            if (pg->bin == 0 || pg->bin == BIN_LARGE || pg->slice_offset != 0 || pg->block_size > MESH_BLOCK_MAX ||
+                (skip_unchanged && page_trimmed(pg)))   /* no free since the last trim: seen as it is */
                 continue;
             uintptr_t end = (uintptr_t)pg->start + segment_span_bytes(pg);
             for (uintptr_t os = (uintptr_t)pg->start; os < end && s->ncandidates < s->max_candidates; os += OS_PAGE_SIZE) {
@@ -448,14 +499,15 @@ static void mesh_collect(scratch_t *s)
                     continue;
                 candidate_t *c = &s->candidates[s->ncandidates];
                 unsigned frees, n = os_page_scan(pg, os, &c->live, SCAN_LIVE, &frees);
-                /* a block to withhold keeps the page from emptying while it is meshed */
-                if (n == 0 || n > CANDIDATE_FILL_MAX || frees == 0)
+                /* a block to withhold keeps the page from emptying while it is meshed; a
+                 * page with nothing live may bridge a run of others (mesh_plan) */
+                if (n > CANDIDATE_FILL_MAX || frees == 0)
                     continue;
                 c->os = os;
                 c->pg = pg;
                 c->granules = (uint16_t)n;
                 c->group = NO_SLOT;
-                c->host = c->failed = c->attempted = 0;
+                c->host = c->failed = c->protected_ = 0;
                 s->ncandidates++;
             }
         }
@@ -463,55 +515,135 @@ static void mesh_collect(scratch_t *s)
     registry_unlock();
 }
 
-/* First fit over the open groups, newest first: the slots in use that have room, then
- * the groups this pass opens.  Stops where the budget of new members ends.  Returns the
- * candidates that will mesh (their group: a slot in use, or a new group of two or more). */
+static bool fits(const group_t *g, const candidate_t *c)
+{
+    return g->granules < GROUP_FULL && mask_disjoint(&g->reserved, &c->live);
+}
+
+/* The group after g in slot order: the next group this pass opened (ngroups: one still
+ * to open), or the group of the next slot in use; SIZE_MAX if none. */
+static size_t group_after(const scratch_t *s, size_t g)
+{
+    if (s->groups[g].fresh)
+        return g + 1 == s->ngroups || s->groups[g + 1].fresh ? g + 1 : SIZE_MAX;
+    uint32_t slot = s->groups[g].slot;
+    return slot + 1 < mesh.next_slot && s->slot_group[slot + 1] != NO_SLOT ? s->slot_group[slot + 1] : SIZE_MAX;
+}
+
+/* Pages that follow each other map consecutive slots where they can: the kernel then
+ * merges their mappings into one, so a run of them costs one mapping and one mmap, not
+ * one each.  The group that continues c's predecessor's run: the group of the next slot
+ * (a slot in use) or the next group this pass opened (ngroups: the one c would open). */
+static size_t run_successor(const scratch_t *s, const candidate_t *c)
+{
+    if (c == s->candidates || c[-1].os + OS_PAGE_SIZE != c->os || c[-1].group == NO_SLOT)
+        return SIZE_MAX;
+    return group_after(s, c[-1].group);
+}
+
+/* The open group for candidate k that starts a run: the one (oldest first) along whose
+ * following groups the most of the following pages fit, so that they share a mapping;
+ * SIZE_MAX if it fits none. */
+static size_t best_run_start(const scratch_t *s, const uint32_t *open, size_t nopen, size_t k)
+{
+    enum { LOOKAHEAD = 16 };
+    size_t best = SIZE_MAX, best_length = 0;
+    for (size_t o = 0; o < nopen && best_length < LOOKAHEAD; o++) {
+        if (!fits(&s->groups[open[o]], &s->candidates[k]))
+            continue;
+        size_t length = 1, g = open[o];
+        for (size_t i = k + 1; i < s->ncandidates && length < LOOKAHEAD; i++, length++) {
+            if (s->candidates[i].os != s->candidates[i - 1].os + OS_PAGE_SIZE || (g = group_after(s, g)) == SIZE_MAX)
+                break;
+            if (g == s->ngroups) {   /* the rest opens groups of its own, on the next slots */
+                length = LOOKAHEAD;
+                break;
+            }
+            if (!fits(&s->groups[g], &s->candidates[i]))
+                break;
+        }
+        if (length > best_length) {
+            best = open[o];
+            best_length = length;
+        }
+    }
+    return best;
+}
+
+static void open_push(uint32_t *open, size_t *nopen, uint32_t g)
+{
+    if (*nopen == OPEN_GROUPS) {
+        memmove(open, open + 1, (OPEN_GROUPS - 1) * sizeof open[0]);
+        --*nopen;
+    }
+    open[(*nopen)++] = g;
+}
+
+/* First fit, in address order: a page that follows a planned one takes the group of
+ * the next slot (or opens it, when the page before opened the newest group and the
+ * stripe of groups opened so is shorter than STRIPE), so runs of pages line up on runs
+ * of slots; a page that starts a run, or whose run cannot go on, takes the open group
+ * (the slots in use that have room, then the groups this pass opens) along which the
+ * most of the following pages fit (best_run_start), else opens a group.  Stops where
+ * the budget of new mappings ends.  Returns the mappings planned. */
 static size_t mesh_plan(scratch_t *s, const mask_t *unions, size_t budget)
 {
     uint32_t open[OPEN_GROUPS];
-    size_t nopen = 0, planned = 0;
-    for (uint32_t slot = 0; slot < mesh.next_slot && s->ngroups < s->max_groups; slot++) {
+    size_t nopen = 0, maps = 0, pages = 0, max_pages = mesh.cap - mesh.count;
+    size_t stripe = 0;   /* groups opened one after another by the run going on */
+    for (uint32_t slot = 0; slot < mesh.next_slot; slot++) {
+        s->slot_group[slot] = NO_SLOT;
         unsigned fill = mask_count(&unions[slot]);
-        if (mesh.refs[slot] == 0 || fill >= GROUP_FULL)
+        if (mesh.refs[slot] == 0 || fill >= GROUP_FULL || s->ngroups == s->max_groups)
             continue;
-        group_t *g = &s->groups[s->ngroups];
-        *g = (group_t){ unions[slot], slot, 0, fill };
-        if (nopen == OPEN_GROUPS)
-            memmove(open, open + 1, sizeof open - sizeof open[0]), nopen--;
-        open[nopen++] = (uint32_t)s->ngroups++;
+        s->groups[s->ngroups] = (group_t){ unions[slot], slot, 0, fill, 0, 0 };
+        s->slot_group[slot] = (uint32_t)s->ngroups;
+        open_push(open, &nopen, (uint32_t)s->ngroups++);
     }
-    for (size_t k = 0; k < s->ncandidates && planned < budget; k++) {
+    for (size_t k = 0; k < s->ncandidates && maps + MAPS_PER_MEMBER <= budget && pages + 2 <= max_pages; k++) {
         candidate_t *c = &s->candidates[k];
-        size_t found = nopen;
-        for (size_t o = nopen; o-- > 0;)
-            if (mask_disjoint(&s->groups[open[o]].reserved, &c->live)) {
-                found = o;
-                break;
-            }
-        if (found == nopen) {   /* a new group, with c as its host */
+        size_t next = run_successor(s, c), found = SIZE_MAX;
+        bool continues = false;
+        if (next != SIZE_MAX && next < s->ngroups) {
+            continues = fits(&s->groups[next], c);
+            found = continues ? next : SIZE_MAX;
+        } else if (next == s->ngroups && stripe < STRIPE) {
+            continues = true;   /* the run goes on in a group of its own, next to the one before */
+        }
+        if (!continues) {
+            if (c->granules == 0)
+                continue;   /* a page with nothing live only bridges a run */
+            found = best_run_start(s, open, nopen, k);
+        }
+        /* a new mapping splits the one it lands in, unless it begins where another ends */
+        bool after_planned = k > 0 && c[-1].os + OS_PAGE_SIZE == c->os && c[-1].group != NO_SLOT;
+        unsigned cost = continues ? 0 : after_planned ? 1 : MAPS_PER_MEMBER;
+        if (found == SIZE_MAX) {   /* a new group, with c as its host */
             if (s->ngroups == s->max_groups)
                 break;
-            group_t *g = &s->groups[s->ngroups];
-            *g = (group_t){ c->live, NO_SLOT, 1, c->granules };
+            stripe = continues ? stripe + 1 : 1;
+            s->groups[s->ngroups] = (group_t){ c->live, NO_SLOT, 1, c->granules, 1, (uint8_t)cost };
             c->group = (uint32_t)s->ngroups++;
             c->host = 1;
-            if (nopen == OPEN_GROUPS)
-                memmove(open, open + 1, sizeof open - sizeof open[0]), nopen--;
-            open[nopen++] = c->group;
+            open_push(open, &nopen, c->group);
             continue;
         }
-        group_t *g = &s->groups[open[found]];
-        c->group = open[found];
+        group_t *g = &s->groups[found];
+        c->group = (uint32_t)found;
         mask_or(&g->reserved, &c->live);
         g->granules += c->granules;
         g->members++;
-        planned += g->slot == NO_SLOT && g->members == 2 ? 2 : 1;   /* its host meshes too now */
-        if (g->granules >= GROUP_FULL) {
-            memmove(open + found, open + found + 1, (nopen - found - 1) * sizeof open[0]);
-            nopen--;
-        }
+        maps += cost + (g->fresh && g->members == 2 ? g->host_maps : 0);   /* its host meshes too now */
+        pages += g->fresh && g->members == 2 ? 2 : 1;
+        if (g->granules >= GROUP_FULL)
+            for (size_t o = 0; o < nopen; o++)
+                if (open[o] == found) {
+                    memmove(open + o, open + o + 1, (nopen - o - 1) * sizeof open[0]);
+                    nopen--;
+                    break;
+                }
     }
-    return planned;
+    return maps;
 }
 
 static bool meshes(const scratch_t *s, const candidate_t *c)
@@ -519,61 +651,79 @@ static bool meshes(const scratch_t *s, const candidate_t *c)
     if (c->group == NO_SLOT || c->failed)
         return false;
     const group_t *g = &s->groups[c->group];
-    return g->slot != NO_SLOT || g->members >= 2;
+    return !g->fresh || g->members >= 2;
 }
 
-/* Write-protect the runs of consecutive pages that mesh (register, then protect); a run
- * the kernel refuses is marked failed. */
-static void protect_runs(scratch_t *s)
+static uint32_t candidate_slot(const scratch_t *s, const candidate_t *c)
 {
+    return s->groups[c->group].slot;
+}
+
+/* The segment's own slices: what a pass registers with userfaultfd at once. */
+static void segment_range(uintptr_t os, uintptr_t *start, size_t *len)
+{
+    segment_t *seg = (segment_t *)(os & ~SEGMENT_MASK);
+    *start = (uintptr_t)segment_first_byte(seg);
+    *len = (size_t)(seg->slice_count - seg->first_slice) * SLICE_SIZE;
+}
+
+/* Register every segment that has pages to mesh, once, and write-protect each run of
+ * consecutive such pages; a segment or run the kernel refuses is marked failed. */
+static void protect_pages(scratch_t *s)
+{
+    uintptr_t registered = 0;
+    bool segment_ok = false;
     for (size_t k = 0; k < s->ncandidates;) {
-        if (!meshes(s, &s->candidates[k])) {
+        candidate_t *c = &s->candidates[k];
+        if (!meshes(s, c)) {
             k++;
             continue;
         }
+        uintptr_t seg = c->os & ~SEGMENT_MASK, start;
+        size_t len;
+        if (seg != registered) {
+            registered = seg;
+            segment_range(c->os, &start, &len);
+            segment_ok = os_uffd_register(mesh.uffd, (void *)start, len, true) == 0;
+        }
         size_t end = k + 1;
         while (end < s->ncandidates && s->candidates[end].os == s->candidates[end - 1].os + OS_PAGE_SIZE &&
-               meshes(s, &s->candidates[end]))
+               meshes(s, &s->candidates[end]) && (s->candidates[end].os & ~SEGMENT_MASK) == seg)
             end++;
-        void *at = (void *)s->candidates[k].os;
-        size_t len = (end - k) * OS_PAGE_SIZE;
-        bool ok = os_uffd_register(mesh.uffd, at, len, true) == 0 && os_uffd_protect(mesh.uffd, at, len, true) == 0;
-        if (!ok)
-            os_uffd_register(mesh.uffd, at, len, false);
+        bool ok = segment_ok && os_uffd_protect(mesh.uffd, (void *)c->os, (end - k) * OS_PAGE_SIZE, true) == 0;
         for (size_t i = k; i < end; i++) {
-            s->candidates[i].attempted = ok;
+            s->candidates[i].protected_ = ok;
             s->candidates[i].failed = !ok;
         }
         k = end;
     }
 }
 
-/* After the remap: wake the writers (they retry on the new mapping), lift the protection
- * of the pages that kept their old one, end the registrations. */
-static void unprotect_runs(scratch_t *s)
+/* After the remap: lift the protection of pages that kept their old mapping, wake the
+ * writers that wait in each segment (they retry on whatever is mapped now), end the
+ * registrations. */
+static void unprotect_pages(scratch_t *s)
 {
-    for (size_t k = 0; k < s->ncandidates;) {
-        if (!s->candidates[k].attempted) {
-            k++;
+    for (size_t k = 0; k < s->ncandidates; k++)
+        if (s->candidates[k].protected_ && s->candidates[k].failed)
+            os_uffd_protect(mesh.uffd, (void *)s->candidates[k].os, OS_PAGE_SIZE, false);
+    uintptr_t done = 0;
+    for (size_t k = 0; k < s->ncandidates; k++) {
+        candidate_t *c = &s->candidates[k];
+        if (c->group == NO_SLOT || (c->os & ~SEGMENT_MASK) == done || (!meshes(s, c) && !c->protected_))
             continue;
-        }
-        size_t end = k + 1;
-        while (end < s->ncandidates && s->candidates[end].os == s->candidates[end - 1].os + OS_PAGE_SIZE &&
-               s->candidates[end].attempted)
-            end++;
-        void *at = (void *)s->candidates[k].os;
-        size_t len = (end - k) * OS_PAGE_SIZE;
-        os_uffd_wake(mesh.uffd, at, len);
-        for (size_t i = k; i < end; i++)
-            if (s->candidates[i].failed)
-                os_uffd_protect(mesh.uffd, (void *)s->candidates[i].os, OS_PAGE_SIZE, false);
-        os_uffd_register(mesh.uffd, at, len, false);
-        k = end;
+        done = c->os & ~SEGMENT_MASK;
+        uintptr_t start;
+        size_t len;
+        segment_range(c->os, &start, &len);
+        os_uffd_wake(mesh.uffd, (void *)start, len);
+        os_uffd_register(mesh.uffd, (void *)start, len, false);
     }
 }
 
 /* Copy each page's live bytes into its slot (a host: the whole page, before the others
- * of its group, which come later in address order), then map it there. */
+ * of its group, which come later in address order), then map each run of consecutive
+ * pages with consecutive slots there in one call. */
 static void copy_and_remap(scratch_t *s)
 {
     COPY_UNSEEN_BEGIN();
@@ -581,7 +731,7 @@ static void copy_and_remap(scratch_t *s)
         candidate_t *c = &s->candidates[k];
         if (!meshes(s, c))
             continue;
-        uint8_t *dst = mesh.view + (size_t)s->groups[c->group].slot * OS_PAGE_SIZE;
+        uint8_t *dst = mesh.view + (size_t)candidate_slot(s, c) * OS_PAGE_SIZE;
         const uint8_t *src = (const uint8_t *)c->os;
         if (c->host) {
             memcpy(dst, src, OS_PAGE_SIZE);
@@ -600,11 +750,22 @@ static void copy_and_remap(scratch_t *s)
         }
     }
     COPY_UNSEEN_END();
-    for (size_t k = 0; k < s->ncandidates; k++) {
+    for (size_t k = 0; k < s->ncandidates;) {
         candidate_t *c = &s->candidates[k];
-        if (meshes(s, c) && !os_map_file((void *)c->os, OS_PAGE_SIZE, mesh.memfd,
-                                         (size_t)s->groups[c->group].slot * OS_PAGE_SIZE))
-            c->failed = 1;
+        if (!meshes(s, c)) {
+            k++;
+            continue;
+        }
+        size_t end = k + 1;
+        while (end < s->ncandidates && meshes(s, &s->candidates[end]) &&
+               s->candidates[end].os == s->candidates[end - 1].os + OS_PAGE_SIZE &&
+               candidate_slot(s, &s->candidates[end]) == candidate_slot(s, &s->candidates[end - 1]) + 1)
+            end++;
+        if (!os_map_file((void *)c->os, (end - k) * OS_PAGE_SIZE, mesh.memfd,
+                         (size_t)candidate_slot(s, c) * OS_PAGE_SIZE))
+            for (size_t i = k; i < end; i++)
+                s->candidates[i].failed = 1;
+        k = end;
     }
 }
 
@@ -621,11 +782,11 @@ static size_t mesh_commit(scratch_t *s)
             continue;
         while (j < mesh.count && mesh.members[j].addr < c->os)
             *out++ = mesh.members[j++];
-        group_t *g = &s->groups[c->group];
-        *out++ = (member_t){ c->os, c->pg, g->slot, 0 };
+        uint32_t slot = candidate_slot(s, c);
+        *out++ = (member_t){ c->live, c->os, c->pg, slot, 0 };
         added++;
         c->pg->meshed++;
-        if (mesh.refs[g->slot]++ != 0)
+        if (mesh.refs[slot]++ != 0)
             released += OS_PAGE_SIZE;   /* its own page went; the slot's was there */
         else
             atomic_fetch_add_explicit(&mesh.shared_pages, 1, memory_order_relaxed);
@@ -639,32 +800,38 @@ static size_t mesh_commit(scratch_t *s)
         if (c->failed && c->group != NO_SLOT)
             os_page_unwithhold(c->pg, c->os);
     }
-    for (size_t i = 0; i < s->ngroups; i++)   /* a new group none of whose pages meshed */
-        if (s->groups[i].slot != NO_SLOT && mesh.refs[s->groups[i].slot] == 0 && s->groups[i].members >= 2) {
-            mesh.refs[s->groups[i].slot] = 1;
+    for (size_t i = 0; i < s->ngroups; i++) {   /* a new group none of whose pages meshed */
+        group_t *g = &s->groups[i];
+        if (g->fresh && g->slot != NO_SLOT && mesh.refs[g->slot] == 0) {
+            mesh.refs[g->slot] = 1;
             atomic_fetch_add_explicit(&mesh.shared_pages, 1, memory_order_relaxed);
-            slot_unref(s->groups[i].slot);   /* its page was this pass's own copy: nothing given back */
+            slot_unref(g->slot);   /* its page was this pass's own copy: nothing given back */
         }
+    }
     return released;
 }
 
 /* New meshes: collect, plan, withhold, protect, copy, remap, wake. */
 static size_t mesh_new(scratch_t *s, const mask_t *unions)
 {
-    size_t maps = os_map_count(), limit = mesh.max_maps / 2;
-    if (maps >= limit || !mesh_descriptors_ours())
+    bool skip_unchanged = mesh.seen_all;
+    mesh.seen_all = false;
+    if (!mesh_descriptors_ours())
         return 0;
-    size_t budget = (limit - maps) / MAPS_PER_MEMBER;
-    if (budget > mesh.cap - mesh.count)
-        budget = mesh.cap - mesh.count;
-    if (budget == 0)
+    mesh_collect(s, skip_unchanged);
+    size_t maps = s->ncandidates ? os_map_count() : 0, limit = mesh.max_maps / 2;
+    if (maps >= limit)
         return 0;
-    mesh_collect(s);
-    if (mesh_plan(s, unions, budget) == 0)
+    size_t budget = limit - maps;
+    size_t planned = mesh_plan(s, unions, budget);
+    /* the next pass skips the pages this one saw, unless it stopped short of some */
+    mesh.seen_all = s->ncandidates < s->max_candidates && planned + MAPS_PER_MEMBER <= budget &&
+                    s->ngroups < s->max_groups;
+    if (planned == 0)
         return 0;
-    for (size_t i = 0; i < s->ngroups; i++) {   /* slots for the new groups that mesh */
+    for (size_t i = 0; i < s->ngroups; i++) {   /* slots for the new groups that mesh, in order */
         group_t *g = &s->groups[i];
-        if (g->slot == NO_SLOT && g->members >= 2 && (g->slot = slot_take()) == NO_SLOT)
+        if (g->fresh && g->members >= 2 && (g->slot = slot_take()) == NO_SLOT)
             g->members = 1;   /* no room in the file: it does not mesh */
     }
     for (size_t k = 0; k < s->ncandidates; k++) {   /* every change to crtheap's own memory first */
@@ -676,9 +843,9 @@ static size_t mesh_new(scratch_t *s, const mask_t *unions)
         touch(s, c->pg);
     }
     rebuild_touched(s);
-    protect_runs(s);
+    protect_pages(s);
     copy_and_remap(s);
-    unprotect_runs(s);
+    unprotect_pages(s);
     os_release(mesh.view, mesh.view_pages * OS_PAGE_SIZE);   /* the view's own mappings only */
     return mesh_commit(s);
 }
@@ -695,7 +862,8 @@ static bool scratch_map(scratch_t *s)
     s->max_groups = s->max_candidates + mesh.next_slot;
     size_t touched = s->max_candidates + mesh.count + 1;
     s->bytes = s->max_candidates * sizeof(candidate_t) + s->max_groups * sizeof(group_t) +
-               touched * sizeof(page_t *) + (mesh.cap + 1) * sizeof(member_t) + mesh.next_slot * sizeof(mask_t) + 64;
+               touched * sizeof(page_t *) + (mesh.cap + 1) * sizeof(member_t) + mesh.next_slot * sizeof(mask_t) +
+               (mesh.next_slot + 1) * sizeof(uint64_t);
     s->base = os_map(s->bytes);
     if (!s->base)
         return false;
@@ -707,13 +875,19 @@ static bool scratch_map(scratch_t *s)
     s->merged = (member_t *)p;
     p += (mesh.cap + 1) * sizeof(member_t);
     s->touched = (page_t **)p;
+    p += touched * sizeof(page_t *);
+    s->unions = (mask_t *)p;
+    p += mesh.next_slot * sizeof(mask_t);
+    s->slot_group = (uint32_t *)p;
     return true;
 }
 
 size_t mesh_trim(void)
 {
-    if (option_mesh == MESH_OFF)
+    if (option_mesh == MESH_OFF) {
+        mesh.seen_all = false;   /* this trim marks pages the pass has not seen */
         return 0;
+    }
     heap_claim_all();
     size_t released = 0;
     if (mesh_open() && (mesh_allowed() || mesh.count)) {
@@ -721,10 +895,11 @@ size_t mesh_trim(void)
             heap_drain_remote(h);
         scratch_t s;
         if (scratch_map(&s)) {
-            mask_t *unions = (mask_t *)((uint8_t *)s.base + s.bytes - 64 - mesh.next_slot * sizeof(mask_t));
-            released = mesh_maintain(&s, unions);
+            released = mesh_maintain(&s, s.unions);
             if (mesh_allowed())
-                released += mesh_new(&s, unions);
+                released += mesh_new(&s, s.unions);
+            else
+                mesh.seen_all = false;
             os_unmap(s.base, s.bytes);
         }
         atomic_store_explicit(&mesh.meshed_pages, mesh.count, memory_order_relaxed);

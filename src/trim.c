@@ -60,11 +60,12 @@ static size_t trim_heap(heap_t *h)
 
 static size_t heap_trim_all(void)
 {
-    size_t released = 0;
+    /* meshing first: it looks again only at pages freed into since the last trim (which
+     * marks every page it visits PAGE_TRIMMED) */
+    size_t released = mesh_trim();
     for (heap_t *h = heap_all_first(); h; h = h->all_next)
         released += trim_heap(h);
     released += huge_cache_trim(true);
-    released += mesh_trim();   /* what no release could give: OS pages that still hold a block */
     return released;
 }
 
