@@ -196,17 +196,21 @@ void heap_wait_unclaimed(heap_t *h)
 }
 
 /* Every heap claimed at once, for work that spans heaps (mesh.c).  Owners never wait
- * for another heap while busy, so claiming one heap after another cannot deadlock. */
-void heap_claim_all(void)
+ * for another heap while busy, so claiming one heap after another cannot deadlock.
+ * Returns the first heap claimed: the list from there on is what is held (a thread that
+ * starts meanwhile puts its new heap before it, unclaimed, and owns its segments). */
+heap_t *heap_claim_all(void)
 {
     pthread_mutex_lock(&claimers);
-    for (heap_t *h = heap_all_first(); h; h = h->all_next)
+    heap_t *first = heap_all_first();
+    for (heap_t *h = first; h; h = h->all_next)
         heap_claim_locked(h, true);
+    return first;
 }
 
-void heap_unclaim_all(void)
+void heap_unclaim_all(heap_t *first)
 {
-    for (heap_t *h = heap_all_first(); h; h = h->all_next)
+    for (heap_t *h = first; h; h = h->all_next)
         heap_unclaim_locked(h);
     pthread_mutex_unlock(&claimers);
 }

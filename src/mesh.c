@@ -57,8 +57,9 @@
 #define GROUP_FULL      (GRANULES * 15 / 16)        /* a slot this full takes no more members */
 #define OPEN_GROUPS     256                         /* groups a run's first page is tried against */
 #define STRIPE          16                          /* new groups a run opens, one after another, at most */
+#define MAP_MARGIN      8                           /* mappings kept for the view, the scratch */
 #define MAPS_PER_MEMBER 2                           /* a run of members alone splits a mapping in three */
-#define CANDIDATES_PER_MEMBER 4                     /* OS pages looked at per member the budget allows */
+#define CANDIDATES_MAX  ((size_t)1 << 20)           /* OS pages a pass looks at (4 GiB of heap)*/
 #define NO_SLOT         UINT32_MAX
 
 /* The copy reads blocks the program writes, ordered by the write protection (the kernel
@@ -94,16 +95,18 @@ enum { MESH_UNTRIED, MESH_READY, MESH_UNAVAILABLE };
 static struct {
     int state;
     bool kernel_faults;            /* the userfaultfd object takes kernel faults too */
+    bool wp_unpopulated;           /* it protects pages never faulted in (else: populate first) */
+    bool reuse_slots;              /* this pass takes punched slots: runs will not merge */
     int uffd, memfd;
     uint64_t uffd_id[2], memfd_id[2];
     uint8_t *view;                 /* the whole memfd, mapped here for copying and punching */
     size_t view_pages;             /* the memfd's length in pages, all mapped by the view */
     size_t next_slot;              /* slots below it have been used */
     member_t *members;             /* sorted by address */
-    size_t count, cap;             /* cap: members the mapping budget can ever allow */
+    size_t count, cap;
     uint32_t *refs;                /* members per slot */
     uint32_t *free_slots;          /* punched slots, for reuse */
-    size_t free_count;
+    size_t free_count, refs_cap, free_cap;
     _Atomic size_t meshed_pages;   /* = count, for the statistics (read without the lock) */
     _Atomic size_t shared_pages;   /* slots in use */
     size_t max_maps;
@@ -111,6 +114,7 @@ static struct {
                                       this one looks only at pages freed into since */
     int fork_pipe[2];
     bool fork_protected;
+    bool fork_fds_ours;            /* at the fork, uffd and memfd were still crtheap's */
 } mesh = { .uffd = -1, .memfd = -1, .fork_pipe = { -1, -1 } };
 
 /* ---- masks: one bit per 16 bytes of an OS page ---- */
@@ -149,44 +153,50 @@ static unsigned mask_count(const mask_t *m)
 
 /* ---- setup ---- */
 
+/* The userfaultfd object and the memfd, at the first pass that has pages to mesh. */
 static bool mesh_open(void)
 {
     if (mesh.state != MESH_UNTRIED)
         return mesh.state == MESH_READY;
     mesh.state = MESH_UNAVAILABLE;
-    bool kernel_faults = true;
-    int uffd = os_uffd_open(true);
+    bool kernel_faults = true, unpopulated = false;
+    int uffd = os_uffd_open(true, &unpopulated);
     if (uffd < 0) {
         kernel_faults = false;
-        uffd = os_uffd_open(false);
+        uffd = os_uffd_open(false, &unpopulated);
     }
-    size_t max_maps = os_max_map_count();
-    int memfd = uffd >= 0 && max_maps >= 64 ? os_memfd() : -1;
-    /* members and slots the arrays can hold (runs of pages on consecutive slots cost
-     * one mapping, so the mapping budget alone would allow more); a forked child keeps
-     * its parent's arrays */
-    size_t cap = mesh.cap ? mesh.cap : max_maps * 4;
-    void *members = mesh.members ? mesh.members : memfd >= 0 ? os_map(cap * sizeof(member_t)) : NULL;
-    void *refs = mesh.refs ? mesh.refs : members ? os_map(cap * sizeof(uint32_t)) : NULL;
-    void *free_slots = mesh.free_slots ? mesh.free_slots : refs ? os_map(cap * sizeof(uint32_t)) : NULL;
-    if (!free_slots || !os_file_id(uffd, mesh.uffd_id) || !os_file_id(memfd, mesh.memfd_id)) {
-        if (members && !mesh.members)
-            os_unmap(members, cap * sizeof(member_t));
-        if (refs && !mesh.refs)
-            os_unmap(refs, cap * sizeof(uint32_t));
+    int memfd = uffd >= 0 ? os_memfd() : -1;
+    if (memfd < 0 || !os_file_id(uffd, mesh.uffd_id) || !os_file_id(memfd, mesh.memfd_id)) {
         os_close(uffd);
         os_close(memfd);
         return false;
     }
     mesh.kernel_faults = kernel_faults;
+    mesh.wp_unpopulated = unpopulated;
     mesh.uffd = uffd;
     mesh.memfd = memfd;
-    mesh.max_maps = max_maps;
-    mesh.members = members;
-    mesh.cap = cap;
-    mesh.refs = refs;
-    mesh.free_slots = free_slots;
     mesh.state = MESH_READY;
+    return true;
+}
+
+/* *array (of *cap elements of `size` bytes) holds at least `need`: grown by doubling,
+ * from the OS (a pass holds every heap's claim: crtheap's own heap is not to be used). */
+static bool array_fits(void **array, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return true;
+    size_t grown = *cap * 2 > need ? *cap * 2 : need;
+    if (grown < 1024)
+        grown = 1024;
+    void *bigger = os_map(grown * size);
+    if (!bigger)
+        return false;
+    if (*array) {
+        memcpy(bigger, *array, *cap * size);
+        os_unmap(*array, *cap * size);
+    }
+    *array = bigger;
+    *cap = grown;
     return true;
 }
 
@@ -235,6 +245,15 @@ bool mesh_covers(uintptr_t start, uintptr_t end)
         if (is_member(os))
             return true;
     return false;
+}
+
+void mesh_page_members(const page_t *pg, uint64_t *bits)
+{
+    uintptr_t start = (uintptr_t)pg->start, end = start + segment_span_bytes(pg);
+    for (size_t j = member_lower_bound(start); j < mesh.count && mesh.members[j].addr < end; j++) {
+        size_t k = (mesh.members[j].addr - start) / OS_PAGE_SIZE;
+        bits[k / 64] |= 1ull << (k % 64);
+    }
 }
 
 /* ---- the blocks on one OS page ---- */
@@ -328,9 +347,9 @@ static bool mesh_file_fits(size_t pages)
     size_t want = pages > mesh.view_pages * 2 ? pages : mesh.view_pages * 2;
     if (want < 64)
         want = 64;
-    if (want > mesh.cap)
-        want = mesh.cap;
-    if (pages > want || os_file_resize(mesh.memfd, want * OS_PAGE_SIZE) != 0)
+    if (!array_fits((void **)&mesh.refs, &mesh.refs_cap, want, sizeof(uint32_t)) ||
+        !array_fits((void **)&mesh.free_slots, &mesh.free_cap, want, sizeof(uint32_t)) ||
+        os_file_resize(mesh.memfd, want * OS_PAGE_SIZE) != 0)
         return false;
     uint8_t *view = os_map_file(NULL, want * OS_PAGE_SIZE, mesh.memfd, 0);
     if (!view)
@@ -342,12 +361,21 @@ static bool mesh_file_fits(size_t pages)
     return true;
 }
 
+/* Does this pass take punched slots (the file is mostly holes), or fresh ones? */
+static bool pass_reuses_slots(void)
+{
+    size_t in_use = atomic_load_explicit(&mesh.shared_pages, memory_order_relaxed);
+    return mesh.free_count > 0 && mesh.next_slot >= 2 * in_use + 4096;
+}
+
 /* A slot for a new group: the next never used (the file grows; new groups of one pass
- * get consecutive slots, which lets runs of their pages merge), or a punched one once
- * the file has reached its length. */
+ * get consecutive slots, which lets runs of their pages merge), or, in a pass that
+ * reuses them, a punched one. */
 static uint32_t slot_take(void)
 {
-    if (mesh.next_slot < mesh.cap && mesh_file_fits(mesh.next_slot + 1))
+    if (mesh.free_count && mesh.reuse_slots)
+        return mesh.free_slots[--mesh.free_count];
+    if (mesh.next_slot < UINT32_MAX - 1 && mesh_file_fits(mesh.next_slot + 1))
         return (uint32_t)mesh.next_slot++;
     if (mesh.free_count)
         return mesh.free_slots[--mesh.free_count];
@@ -376,7 +404,8 @@ typedef struct candidate {
     uint16_t granules;
     uint8_t host;        /* the first of a new group: its whole page is copied */
     uint8_t failed;      /* the kernel refused a step: it stays as it was */
-    uint8_t protected_;  /* write-protected: unprotect_segments lifts it if it kept its page */
+    uint8_t protected_;  /* write-protected: unprotect_pages lifts it if it kept its page */
+    uint8_t in_registered;   /* in a segment protect_pages registered (or tried to) */
 } candidate_t;
 
 typedef struct group {
@@ -397,7 +426,6 @@ typedef struct scratch {
     size_t ntouched;
     uint32_t *slot_group;   /* slot in use -> its group this pass (NO_SLOT: none) */
     mask_t *unions;         /* slot -> the union of its members' reservations */
-    member_t *merged;
     void *base;
     size_t bytes;
 } scratch_t;
@@ -486,8 +514,9 @@ static void mesh_collect(scratch_t *s, bool skip_unchanged)
 {
     registry_lock();
     for (segment_t *seg = registry_first(); seg && s->ncandidates < s->max_candidates; seg = seg->reg_next) {
-        if (seg->kind != SEGMENT_NORMAL || seg->holds_large)
-            continue;
+        if (seg->kind != SEGMENT_NORMAL || seg->holds_large ||
+            !(atomic_load_explicit(&seg->heap->claim, memory_order_relaxed) & CLAIM_HELD))
+            continue;   /* large blocks, or a heap made after the claims (its thread owns it) */
         for (size_t i = seg->first_slice; i < seg->slice_count && s->ncandidates < s->max_candidates; i++) {
             page_t *pg = &seg->pages[i];
             if (pg->bin == 0 || pg->bin == BIN_LARGE || pg->slice_offset != 0 || pg->block_size > MESH_BLOCK_MAX ||
@@ -507,7 +536,7 @@ static void mesh_collect(scratch_t *s, bool skip_unchanged)
                 c->pg = pg;
                 c->granules = (uint16_t)n;
                 c->group = NO_SLOT;
-                c->host = c->failed = c->protected_ = 0;
+                c->host = c->failed = c->protected_ = c->in_registered = 0;
                 s->ncandidates++;
             }
         }
@@ -570,6 +599,27 @@ static size_t best_run_start(const scratch_t *s, const uint32_t *open, size_t no
     return best;
 }
 
+/* With candidate k (nothing live on it) in group g, would the run go on to a page with
+ * something live, within a few pages?  Planning goes in address order, so the pages
+ * after k meet the groups as they are now: a run of such pages that no live page ends
+ * would be a mapping with nothing live, to leave at the next pass. */
+static bool bridges_to_live(const scratch_t *s, size_t k, size_t g, size_t stripe)
+{
+    enum { BRIDGE = 4 };
+    for (size_t i = k + 1; i < s->ncandidates && i <= k + BRIDGE; i++) {
+        const candidate_t *c = &s->candidates[i];
+        if (c->os != c[-1].os + OS_PAGE_SIZE || (g = group_after(s, g)) == SIZE_MAX)
+            return false;
+        if (g == s->ngroups)   /* it would open the next group: a live page may, if the stripe allows */
+            return c->granules && stripe < STRIPE;
+        if (!fits(&s->groups[g], c))
+            return false;
+        if (c->granules)
+            return true;
+    }
+    return false;
+}
+
 static void open_push(uint32_t *open, size_t *nopen, uint32_t g)
 {
     if (*nopen == OPEN_GROUPS) {
@@ -589,7 +639,7 @@ static void open_push(uint32_t *open, size_t *nopen, uint32_t g)
 static size_t mesh_plan(scratch_t *s, const mask_t *unions, size_t budget)
 {
     uint32_t open[OPEN_GROUPS];
-    size_t nopen = 0, maps = 0, pages = 0, max_pages = mesh.cap - mesh.count;
+    size_t nopen = 0, maps = 0, pages = 0, max_pages = UINT32_MAX;
     size_t stripe = 0;   /* groups opened one after another by the run going on */
     for (uint32_t slot = 0; slot < mesh.next_slot; slot++) {
         s->slot_group[slot] = NO_SLOT;
@@ -604,6 +654,8 @@ static size_t mesh_plan(scratch_t *s, const mask_t *unions, size_t budget)
         candidate_t *c = &s->candidates[k];
         size_t next = run_successor(s, c), found = SIZE_MAX;
         bool continues = false;
+        if (c->granules == 0 && (next >= s->ngroups || !fits(&s->groups[next], c) || !bridges_to_live(s, k, next, stripe)))
+            continue;   /* a page with nothing live only bridges a run to a live page, never opens a group */
         if (next != SIZE_MAX && next < s->ngroups) {
             continues = fits(&s->groups[next], c);
             found = continues ? next : SIZE_MAX;
@@ -612,12 +664,12 @@ static size_t mesh_plan(scratch_t *s, const mask_t *unions, size_t budget)
         }
         if (!continues) {
             if (c->granules == 0)
-                continue;   /* a page with nothing live only bridges a run */
+                continue;
             found = best_run_start(s, open, nopen, k);
         }
         /* a new mapping splits the one it lands in, unless it begins where another ends */
         bool after_planned = k > 0 && c[-1].os + OS_PAGE_SIZE == c->os && c[-1].group != NO_SLOT;
-        unsigned cost = continues ? 0 : after_planned ? 1 : MAPS_PER_MEMBER;
+        unsigned cost = continues && !mesh.reuse_slots ? 0 : after_planned ? 1 : MAPS_PER_MEMBER;
         if (found == SIZE_MAX) {   /* a new group, with c as its host */
             if (s->ngroups == s->max_groups)
                 break;
@@ -668,7 +720,10 @@ static void segment_range(uintptr_t os, uintptr_t *start, size_t *len)
 }
 
 /* Register every segment that has pages to mesh, once, and write-protect each run of
- * consecutive such pages; a segment or run the kernel refuses is marked failed. */
+ * consecutive such pages; a segment or run the kernel refuses is marked failed.  Where
+ * the kernel cannot protect a page never faulted in (before Linux 6.4), each run is
+ * faulted in writable first: a write to a page the copy read as the zero page would
+ * otherwise land on a private page the remap then drops. */
 static void protect_pages(scratch_t *s)
 {
     uintptr_t registered = 0;
@@ -690,8 +745,11 @@ static void protect_pages(scratch_t *s)
         while (end < s->ncandidates && s->candidates[end].os == s->candidates[end - 1].os + OS_PAGE_SIZE &&
                meshes(s, &s->candidates[end]) && (s->candidates[end].os & ~SEGMENT_MASK) == seg)
             end++;
-        bool ok = segment_ok && os_uffd_protect(mesh.uffd, (void *)c->os, (end - k) * OS_PAGE_SIZE, true) == 0;
+        size_t run = (end - k) * OS_PAGE_SIZE;
+        bool ok = segment_ok && (mesh.wp_unpopulated || os_populate_write((void *)c->os, run) == 0) &&
+                  os_uffd_protect(mesh.uffd, (void *)c->os, run, true) == 0;
         for (size_t i = k; i < end; i++) {
+            s->candidates[i].in_registered = 1;   /* its segment ends its registration later */
             s->candidates[i].protected_ = ok;
             s->candidates[i].failed = !ok;
         }
@@ -700,8 +758,8 @@ static void protect_pages(scratch_t *s)
 }
 
 /* After the remap: lift the protection of pages that kept their old mapping, wake the
- * writers that wait in each segment (they retry on whatever is mapped now), end the
- * registrations. */
+ * writers that wait in each segment (they retry on whatever is mapped now), end every
+ * registration made, whatever failed. */
 static void unprotect_pages(scratch_t *s)
 {
     for (size_t k = 0; k < s->ncandidates; k++)
@@ -710,7 +768,7 @@ static void unprotect_pages(scratch_t *s)
     uintptr_t done = 0;
     for (size_t k = 0; k < s->ncandidates; k++) {
         candidate_t *c = &s->candidates[k];
-        if (c->group == NO_SLOT || (c->os & ~SEGMENT_MASK) == done || (!meshes(s, c) && !c->protected_))
+        if (!c->in_registered || (c->os & ~SEGMENT_MASK) == done)
             continue;
         done = c->os & ~SEGMENT_MASK;
         uintptr_t start;
@@ -761,10 +819,17 @@ static void copy_and_remap(scratch_t *s)
                s->candidates[end].os == s->candidates[end - 1].os + OS_PAGE_SIZE &&
                candidate_slot(s, &s->candidates[end]) == candidate_slot(s, &s->candidates[end - 1]) + 1)
             end++;
-        if (!os_map_file((void *)c->os, (end - k) * OS_PAGE_SIZE, mesh.memfd,
-                         (size_t)candidate_slot(s, c) * OS_PAGE_SIZE))
-            for (size_t i = k; i < end; i++)
-                s->candidates[i].failed = 1;
+        void *at = (void *)c->os;
+        size_t len = (end - k) * OS_PAGE_SIZE, offset = (size_t)candidate_slot(s, c) * OS_PAGE_SIZE;
+        if (!os_map_file(at, len, mesh.memfd, offset)) {
+            /* A refused MAP_FIXED may have unmapped the old pages first (before Linux
+             * 6.12): their live bytes are in the slots, so those must be mapped there. */
+            if (os_mapped(at, len))
+                for (size_t i = k; i < end; i++)
+                    s->candidates[i].failed = 1;   /* still on their old pages */
+            else if (!os_map_file(at, len, mesh.memfd, offset))
+                fatal_message("crtheap: _heapmin: the kernel refused to map meshed pages back\n");
+        }
         k = end;
     }
 }
@@ -774,26 +839,24 @@ static void copy_and_remap(scratch_t *s)
 static size_t mesh_commit(scratch_t *s)
 {
     size_t released = 0, added = 0;
-    member_t *out = s->merged;
-    size_t j = 0;
-    for (size_t k = 0; k < s->ncandidates; k++) {
+    for (size_t k = 0; k < s->ncandidates; k++)
+        added += meshes(s, &s->candidates[k]);
+    /* merge from the top down, in place: both lists are in address order */
+    size_t j = mesh.count, out = mesh.count + added;
+    for (size_t k = s->ncandidates; k-- > 0;) {
         candidate_t *c = &s->candidates[k];
         if (!meshes(s, c))
             continue;
-        while (j < mesh.count && mesh.members[j].addr < c->os)
-            *out++ = mesh.members[j++];
+        while (j > 0 && mesh.members[j - 1].addr > c->os)
+            mesh.members[--out] = mesh.members[--j];
         uint32_t slot = candidate_slot(s, c);
-        *out++ = (member_t){ c->live, c->os, c->pg, slot, 0 };
-        added++;
+        mesh.members[--out] = (member_t){ c->live, c->os, c->pg, slot, 0 };
         c->pg->meshed++;
         if (mesh.refs[slot]++ != 0)
             released += OS_PAGE_SIZE;   /* its own page went; the slot's was there */
         else
             atomic_fetch_add_explicit(&mesh.shared_pages, 1, memory_order_relaxed);
     }
-    while (j < mesh.count)
-        *out++ = mesh.members[j++];
-    memcpy(mesh.members, s->merged, (mesh.count + added) * sizeof(member_t));
     mesh.count += added;
     for (size_t k = 0; k < s->ncandidates; k++) {
         candidate_t *c = &s->candidates[k];
@@ -816,24 +879,38 @@ static size_t mesh_new(scratch_t *s, const mask_t *unions)
 {
     bool skip_unchanged = mesh.seen_all;
     mesh.seen_all = false;
-    if (!mesh_descriptors_ours())
+    if (mesh.state == MESH_READY && !mesh_allowed())
         return 0;
     mesh_collect(s, skip_unchanged);
-    size_t maps = s->ncandidates ? os_map_count() : 0, limit = mesh.max_maps / 2;
+    if (s->ncandidates == 0) {
+        mesh.seen_all = true;
+        return 0;
+    }
+    size_t maps = os_map_count(), limit = mesh.max_maps / 2 - MAP_MARGIN;
     if (maps >= limit)
         return 0;
     size_t budget = limit - maps;
+    mesh.reuse_slots = pass_reuses_slots();   /* then no run merges: the plan counts each page */
     size_t planned = mesh_plan(s, unions, budget);
     /* the next pass skips the pages this one saw, unless it stopped short of some */
     mesh.seen_all = s->ncandidates < s->max_candidates && planned + MAPS_PER_MEMBER <= budget &&
                     s->ngroups < s->max_groups;
     if (planned == 0)
         return 0;
+    if (!mesh_open() || !mesh_allowed() || !mesh_descriptors_ours()) {   /* the first time: opened here */
+        mesh.seen_all = false;
+        return 0;
+    }
+    size_t pages = 0;
     for (size_t i = 0; i < s->ngroups; i++) {   /* slots for the new groups that mesh, in order */
         group_t *g = &s->groups[i];
         if (g->fresh && g->members >= 2 && (g->slot = slot_take()) == NO_SLOT)
             g->members = 1;   /* no room in the file: it does not mesh */
     }
+    for (size_t k = 0; k < s->ncandidates; k++)
+        pages += meshes(s, &s->candidates[k]);
+    if (!array_fits((void **)&mesh.members, &mesh.cap, mesh.count + pages, sizeof(member_t)))
+        return 0;   /* the slots taken stay unused: holes in the file */
     for (size_t k = 0; k < s->ncandidates; k++) {   /* every change to crtheap's own memory first */
         candidate_t *c = &s->candidates[k];
         if (!meshes(s, c))
@@ -855,25 +932,20 @@ static size_t mesh_new(scratch_t *s, const mask_t *unions)
 static bool scratch_map(scratch_t *s)
 {
     memset(s, 0, sizeof *s);
-    size_t segments = registry_segment_count();
-    size_t pages = segments * (SEGMENT_SIZE / OS_PAGE_SIZE);
-    size_t max = (mesh.cap - mesh.count) * CANDIDATES_PER_MEMBER;
-    s->max_candidates = pages < max ? pages : max;
+    size_t pages = registry_segment_count() * (SEGMENT_SIZE / OS_PAGE_SIZE);
+    s->max_candidates = pages < CANDIDATES_MAX ? pages : CANDIDATES_MAX;
     s->max_groups = s->max_candidates + mesh.next_slot;
     size_t touched = s->max_candidates + mesh.count + 1;
     s->bytes = s->max_candidates * sizeof(candidate_t) + s->max_groups * sizeof(group_t) +
-               touched * sizeof(page_t *) + (mesh.cap + 1) * sizeof(member_t) + mesh.next_slot * sizeof(mask_t) +
-               (mesh.next_slot + 1) * sizeof(uint64_t);
+               touched * sizeof(page_t *) + mesh.next_slot * sizeof(mask_t) + (mesh.next_slot + 1) * sizeof(uint64_t);
     s->base = os_map(s->bytes);
     if (!s->base)
         return false;
-    uint8_t *p = s->base;
+    uint8_t *p = s->base;   /* every part's size is a multiple of 8 */
     s->candidates = (candidate_t *)p;
     p += s->max_candidates * sizeof(candidate_t);
     s->groups = (group_t *)p;
     p += s->max_groups * sizeof(group_t);
-    s->merged = (member_t *)p;
-    p += (mesh.cap + 1) * sizeof(member_t);
     s->touched = (page_t **)p;
     p += touched * sizeof(page_t *);
     s->unions = (mask_t *)p;
@@ -884,27 +956,28 @@ static bool scratch_map(scratch_t *s)
 
 size_t mesh_trim(void)
 {
-    if (option_mesh == MESH_OFF) {
+    bool off = option_mesh == MESH_OFF;
+    if (off)
         mesh.seen_all = false;   /* this trim marks pages the pass has not seen */
-        return 0;
-    }
-    heap_claim_all();
+    if (off && atomic_load_explicit(&mesh.meshed_pages, memory_order_relaxed) == 0)
+        return 0;   /* off: only the meshes there are still leave when they die */
+    heap_t *claimed = heap_claim_all();
     size_t released = 0;
-    if (mesh_open() && (mesh_allowed() || mesh.count)) {
-        for (heap_t *h = heap_all_first(); h; h = h->all_next)
+    if (!mesh.max_maps)
+        mesh.max_maps = os_max_map_count();
+    if (mesh.state != MESH_UNAVAILABLE && mesh.max_maps >= 64) {
+        for (heap_t *h = claimed; h; h = h->all_next)
             heap_drain_remote(h);
         scratch_t s;
         if (scratch_map(&s)) {
             released = mesh_maintain(&s, s.unions);
-            if (mesh_allowed())
+            if (!off)
                 released += mesh_new(&s, s.unions);
-            else
-                mesh.seen_all = false;
             os_unmap(s.base, s.bytes);
         }
         atomic_store_explicit(&mesh.meshed_pages, mesh.count, memory_order_relaxed);
     }
-    heap_unclaim_all();
+    heap_unclaim_all(claimed);
     release_count(released);
     return released;
 }
@@ -917,7 +990,7 @@ size_t mesh_trim(void)
  * members disjoint. */
 int mesh_check(void)
 {
-    heap_claim_all();
+    heap_t *claimed = heap_claim_all();
     int result = 0;
     mask_t *unions = mesh.next_slot ? os_map(mesh.next_slot * sizeof(mask_t)) : NULL;
     uint32_t *refs = mesh.next_slot ? os_map(mesh.next_slot * sizeof(uint32_t)) : NULL;
@@ -956,7 +1029,7 @@ int mesh_check(void)
         os_unmap(unions, mesh.next_slot * sizeof(mask_t));
     if (refs)
         os_unmap(refs, mesh.next_slot * sizeof(uint32_t));
-    heap_unclaim_all();
+    heap_unclaim_all(claimed);
     return result;
 }
 
@@ -991,6 +1064,7 @@ void mesh_fork_prepare(bool threaded)
 {
     mesh.fork_protected = false;
     mesh.fork_pipe[0] = mesh.fork_pipe[1] = -1;
+    mesh.fork_fds_ours = mesh.state == MESH_READY && mesh_descriptors_ours();
     if (mesh.count == 0)
         return;
     if (os_pipe(mesh.fork_pipe) != 0) {
@@ -1003,10 +1077,16 @@ void mesh_fork_prepare(bool threaded)
         return;
     uintptr_t start;
     size_t len, j = 0;
-    while (member_run(&j, &start, &len))
-        if (os_uffd_register(mesh.uffd, (void *)start, len, true) == 0)
-            os_uffd_protect(mesh.uffd, (void *)start, len, true);
-    mesh.fork_protected = true;
+    bool all = mesh.fork_fds_ours;
+    while (all && member_run(&j, &start, &len))
+        all = os_uffd_register(mesh.uffd, (void *)start, len, true) == 0 &&
+              os_uffd_protect(mesh.uffd, (void *)start, len, true) == 0;
+    mesh.fork_protected = mesh.fork_fds_ours;   /* the parent lifts what was set */
+    if (!all) {
+        static const char msg[] = "crtheap: fork: meshed pages not write-protected; the child may see "
+                                  "what other threads write during the fork\n";
+        os_write_stderr(msg, sizeof msg - 1);
+    }
 }
 
 void mesh_fork_parent(void)
@@ -1059,8 +1139,10 @@ void mesh_fork_child(void)
     mesh.view = NULL;
     mesh.view_pages = 0;
     if (mesh.state == MESH_READY) {
-        os_close(mesh.uffd);
-        os_close(mesh.memfd);
+        if (mesh.fork_fds_ours) {   /* else those numbers are the program's now */
+            os_close(mesh.uffd);
+            os_close(mesh.memfd);
+        }
         mesh.uffd = mesh.memfd = -1;
         mesh.state = MESH_UNTRIED;   /* arrays kept for the child's own meshing */
     }

@@ -38,7 +38,7 @@ void os_event_signal(event_t *e, bool urgent) INTERNAL;   /* cheap when nobody w
 extern event_t decay_work INTERNAL;            /* the decay has work, or what it depends on changed */
 
 /* ---- osmesh.c: userfaultfd, the memfd and the remaps of the meshing trim ---- */
-int os_uffd_open(bool kernel_faults) INTERNAL;          /* fd, or -1 */
+int os_uffd_open(bool kernel_faults, bool *unpopulated) INTERNAL;   /* fd, or -1 */
 int os_uffd_register(int fd, void *p, size_t size, bool on) INTERNAL;   /* write-protect mode */
 int os_uffd_protect(int fd, void *p, size_t size, bool on) INTERNAL;    /* off wakes the writers */
 int os_uffd_wake(int fd, void *p, size_t size) INTERNAL;
@@ -48,6 +48,7 @@ int os_punch_mapped(void *p, size_t size) INTERNAL;   /* MADV_REMOVE: the file's
 bool os_file_id(int fd, uint64_t id[2]) INTERNAL;
 void *os_map_file(void *at, size_t size, int fd, size_t offset) INTERNAL;   /* shared; at NULL: anywhere */
 int os_map_zero_fixed(void *at, size_t size) INTERNAL;
+bool os_mapped(const void *p, size_t size) INTERNAL;
 int os_move_fixed(void *from, size_t size, void *to) INTERNAL;
 size_t os_max_map_count(void) INTERNAL;
 size_t os_map_count(void) INTERNAL;
@@ -231,7 +232,8 @@ void page_queue_push_front(page_queue_t *q, page_t *pg) INTERNAL;
 void page_queue_remove(page_queue_t *q, page_t *pg) INTERNAL;
 unsigned page_free_block_slow(heap_t *h, page_t *pg) INTERNAL;   /* SPAN_* flags */
 unsigned page_retire_empty(heap_t *h, bool idle_only) INTERNAL;  /* SPAN_* flags */
-size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch) INTERNAL;
+#define PAGE_OS_PAGES_MAX (16 * SLICE_SIZE / OS_PAGE_SIZE)   /* OS pages of the largest class page */
+size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch, const uint64_t *meshed) INTERNAL;
 void page_check_counts(const page_t *pg) INTERNAL;   /* debug build: side table against the counts */
 void page_rebuild_free_list(page_t *pg) INTERNAL;   /* every FREE entry, in address order */
 
@@ -275,8 +277,8 @@ extern _Atomic bool heaps_diverted INTERNAL;     /* what heap_set_diverted last 
 bool heap_claim(heap_t *h, bool wait) INTERNAL;
 void heap_unclaim(heap_t *h) INTERNAL;
 void heap_wait_unclaimed(heap_t *h) INTERNAL;
-void heap_claim_all(void) INTERNAL;             /* every heap at once (the meshing trim) */
-void heap_unclaim_all(void) INTERNAL;
+heap_t *heap_claim_all(void) INTERNAL;          /* every heap at once (the meshing trim): the */
+void heap_unclaim_all(heap_t *first) INTERNAL;  /* first claimed, then the list after it */
 void claim_fork_prepare(heap_t *self) INTERNAL;
 void claim_fork_parent(heap_t *self) INTERNAL;
 void claim_fork_child(heap_t *self) INTERNAL;
@@ -333,6 +335,7 @@ void decay_fork_child(void) INTERNAL;
 enum { MESH_OFF = 0, MESH_ON = 1, MESH_EVEN_USER_MODE_ONLY = 2 };   /* option_mesh */
 size_t mesh_trim(void) INTERNAL;           /* _heapmin's meshing: resident bytes given back */
 bool mesh_covers(uintptr_t start, uintptr_t end) INTERNAL;   /* a meshed OS page overlaps it */
+void mesh_page_members(const page_t *pg, uint64_t *bits) INTERNAL;   /* bit k: its OS page k is meshed */
 int mesh_check(void) INTERNAL;             /* _heapchk of the meshes: 0, or -1 */
 void mesh_figures(size_t *meshed_pages, size_t *shared_pages) INTERNAL;
 void mesh_fork_prepare(bool threaded) INTERNAL;

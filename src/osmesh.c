@@ -23,7 +23,7 @@
  * kernel_faults, a write from a system call into a protected page waits like a thread's
  * write does; that needs CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1.  Without, only
  * the program's own writes wait and the kernel's fail with EFAULT.  -1 when refused. */
-int os_uffd_open(bool kernel_faults)
+int os_uffd_open(bool kernel_faults, bool *unpopulated)
 {
     /* unpopulated entries protected too (Linux 6.4) where the kernel knows the feature */
     static const uint64_t wanted[] = { UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_WP_UNPOPULATED,
@@ -35,8 +35,10 @@ int os_uffd_open(bool kernel_faults)
             return -1;
         struct uffdio_api api = { .api = UFFD_API, .features = wanted[k] };
         if (ioctl(fd, UFFDIO_API, &api) == 0 && (api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM) &&
-            (api.ioctls & (1ull << _UFFDIO_REGISTER)))
+            (api.ioctls & (1ull << _UFFDIO_REGISTER))) {
+            *unpopulated = (api.features & UFFD_FEATURE_WP_UNPOPULATED) != 0;
             return fd;
+        }
         close(fd);
     }
     errno = ENOSYS;
@@ -101,6 +103,16 @@ void *os_map_file(void *at, size_t size, int fd, size_t offset)
 {
     void *p = mmap(at, size, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd, (off_t)offset);
     return p == MAP_FAILED ? NULL : p;
+}
+
+/* Is every page of [p, p + size) mapped (whatever backs it)? */
+bool os_mapped(const void *p, size_t size)
+{
+    unsigned char vec[1];
+    for (uintptr_t a = (uintptr_t)p; a < (uintptr_t)p + size; a += OS_PAGE_SIZE)
+        if (mincore((void *)a, OS_PAGE_SIZE, vec) != 0)
+            return false;   /* ENOMEM: nothing mapped there */
+    return true;
 }
 
 /* Private zero pages in place of whatever [at, at + size) maps. */

@@ -307,33 +307,36 @@ void page_rebuild_free_list(page_t *pg)
     pg->free = head;
 }
 
-/* Release the whole OS pages of a partly used page that hold only free blocks; the
- * blocks whose link word lay in them become unlisted.  Caller owns or claimed the heap
- * and drained its remote frees.  Returns the bytes released. */
-size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch)
+/* Release the whole OS pages of a partly used page that hold only free blocks (a
+ * withheld one is free: its bytes on an OS page that is not meshed hold nothing); the
+ * blocks whose link word lay in them become unlisted.  `meshed` (NULL where the page
+ * has no meshed OS page) marks the OS pages that share memory, which stay.  Caller owns
+ * or claimed the heap and drained its remote frees.  Returns the bytes released. */
+size_t page_release_free_os_pages(page_t *pg, release_batch_t *batch, const uint64_t *meshed)
 {
     /* no block in the free list (every one live or already unlisted): nothing to give */
-    if (pg->bin == BIN_LARGE || pg->used + pg->unlisted == pg->capacity || pg->block_size < 16 ||
-        segment_of(pg->start)->kind == SEGMENT_DONATED)
+    if (pg->bin == BIN_LARGE || pg->used - pg->withheld + pg->unlisted == pg->capacity || pg->block_size < 16 ||
+        segment_of(pg->start)->kind == SEGMENT_DONATED || (pg->meshed && !meshed))
         return 0;
-    enum { MAX_OS_PAGES = 16 * SLICE_SIZE / OS_PAGE_SIZE };   /* largest class page */
-    uint64_t gone[MAX_OS_PAGES / 64] = { 0 };                  /* OS pages released */
-    const unsigned free_value = side_free_value(pg);
+    uint64_t gone[PAGE_OS_PAGES_MAX / 64] = { 0 };   /* OS pages released */
+    const unsigned free_value = side_free_value(pg), withheld = side_meshed_value(pg);
     const uintptr_t start = (uintptr_t)pg->start, blocks_end = start + page_blocks_bytes(pg);
     size_t released = 0;
     uintptr_t run_start = 0, run_end = 0;
     for (uintptr_t os = start; os + OS_PAGE_SIZE <= blocks_end; os += OS_PAGE_SIZE) {
+        size_t k = (os - start) / OS_PAGE_SIZE;
+        if (meshed && (meshed[k / 64] >> (k % 64) & 1))
+            continue;
         uint32_t lo = (uint32_t)((os - start) / pg->block_size);
         uint32_t hi = (uint32_t)((os + OS_PAGE_SIZE - 1 - start) / pg->block_size);
         bool all_free = true, any_listed = false;   /* all unlisted: never touched, or gone */
         for (uint32_t i = lo; i <= hi && i < pg->capacity && all_free; i++) {
             unsigned v = side_get(pg, i);
-            all_free = v == free_value || v == SIDE_UNLISTED;
-            any_listed |= v == free_value;
+            all_free = v == free_value || v == SIDE_UNLISTED || v == withheld;
+            any_listed |= v == free_value || v == withheld;
         }
         if (!all_free || !any_listed)
             continue;
-        size_t k = (os - start) / OS_PAGE_SIZE;
         gone[k / 64] |= 1ull << (k % 64);
         if (run_end != os) {
             released += release_range(batch, run_start, run_end);

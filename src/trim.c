@@ -26,7 +26,10 @@ static bool trim_segments(heap_t *h, size_t *position, size_t *released)
         for (size_t i = seg->first_slice; i < seg->slice_count; i++) {
             page_t *pg = &seg->pages[i];
             if (pg->bin != 0 && pg->bin != BIN_LARGE && pg->slice_offset == 0 && !page_trimmed(pg)) {
-                *released += page_release_free_os_pages(pg, &batch);
+                uint64_t meshed[PAGE_OS_PAGES_MAX / 64] = { 0 };   /* those stay */
+                if (pg->meshed)
+                    mesh_page_members(pg, meshed);
+                *released += page_release_free_os_pages(pg, &batch, pg->meshed ? meshed : NULL);
                 page_set_free_slow(pg, PAGE_TRIMMED, true);   /* until its next free (page.c) */
             }
         }
