@@ -93,6 +93,9 @@ typedef enum crtheap_option {
                                        page is copied; 2: also where only the program's own writes
                                        wait and a system call writing there fails with EFAULT;
                                        0: never (env CRTHEAP_MESH; see crtheap_mesh(3)) */
+    CRTHEAP_OPTION_MESH_DECAY_MS,   /* -1 (default): only the trims mesh; n >= 0: the background thread
+                                       also meshes after its decay passes, at most every n ms (every
+                                       heap waits while it does; env CRTHEAP_MESH_DECAY_MS) */
     CRTHEAP_OPTION_COUNT
 } crtheap_option_t;
 

@@ -16,7 +16,7 @@ LAYERS = [   # as src/modules.h lists them
     ["heap"],
     ["decay"],
     ["mesh"],
-    ["thread"],
+    ["purger", "thread"],
     ["trim", "walk", "stats", "control", "sample"],
     ["alloc", "crt", "cxx"],
 ]

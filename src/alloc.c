@@ -59,9 +59,9 @@ _Static_assert(SMALL_MAX < WIDE_SIDE_MIN, "classes up to SMALL_MAX have one-byte
  * thread, then a page with a free block from the heap. */
 static page_t *alloc_refill(heap_t *h, unsigned bin)
 {
-    if (unlikely(decay_wants_purger(h, false))) {
+    if (unlikely(purger_wanted(h, false))) {
         heap_leave(h);   /* nothing changed yet: creating a thread may allocate */
-        decay_start_purger();
+        purger_start();
         heap_enter(h);
     }
     heap_drain_remote(h);
@@ -198,8 +198,8 @@ static void *malloc_generic(size_t n, size_t alignment)
     heap_t *h = heap_get_or_init();
     if (!h)
         return malloc_failed(n, alignment);
-    if (unlikely(n > MEDIUM_MAX && decay_wants_purger(h, true)))
-        decay_start_purger();   /* big blocks: the decay will have work (never from free: decay.c) */
+    if (unlikely(n > MEDIUM_MAX && purger_wanted(h, true)))
+        purger_start();   /* big blocks: the decay will have work (never from free: decay.c) */
     void *p = NULL;
     heap_enter(h);
     if (n <= MEDIUM_MAX && alignment <= SLICE_SIZE) {

@@ -3,7 +3,7 @@
  * `make check`, verifies it).  The structures and the glossary are in internal.h.
  *
  *   os, osmesh, diag, sizeclass  →  release, registry, options, overflow, counters  →  segment  →  page
- *   →  claim  →  heap  →  decay  →  mesh  →  thread  →  trim, walk, stats, control  →  alloc, crt, cxx */
+ *   →  claim  →  heap  →  decay  →  mesh  →  purger, thread  →  trim, walk, stats, control  →  alloc, crt, cxx */
 #ifndef CRTHEAP_MODULES_H
 #define CRTHEAP_MODULES_H
 
@@ -188,6 +188,7 @@ extern long option_huge_cache_mb INTERNAL;
 extern long option_purger INTERNAL;              /* 0: no background purger thread */
 extern long option_show_stats INTERNAL;          /* 1: counting mode, statistics at exit */
 extern long option_mesh INTERNAL;                /* MESH_*: may _heapmin mesh OS pages (mesh.c) */
+extern long option_mesh_decay_ms INTERNAL;       /* >= 0: the purger meshes, at most this often */
 extern size_t option_mmap_threshold INTERNAL;    /* mallopt(M_MMAP_THRESHOLD): own mapping from here */
 extern _Atomic int option_perturb_byte INTERNAL; /* mallopt(M_PERTURB); 0: off */
 void options_init(void) INTERNAL;                /* the environment, once */
@@ -327,9 +328,6 @@ void heap_free_remote(page_t *pg, void *p) INTERNAL;
 /* ---- decay.c: memory goes back by itself ---- */
 void decay_heap(heap_t *h, bool force, uint64_t now) INTERNAL;
 void decay_if_due(heap_t *h) INTERNAL;          /* entered; a pass if the last one is old */
-bool decay_wants_purger(heap_t *h, bool large_block) INTERNAL;
-void decay_start_purger(void) INTERNAL;         /* not entered: creating a thread may allocate */
-void decay_fork_child(void) INTERNAL;
 
 /* ---- mesh.c: OS pages whose live bytes do not overlap share one physical page ---- */
 enum { MESH_OFF = 0, MESH_ON = 1, MESH_EVEN_USER_MODE_ONLY = 2 };   /* option_mesh */
@@ -341,6 +339,11 @@ void mesh_figures(size_t *meshed_pages, size_t *shared_pages) INTERNAL;
 void mesh_fork_prepare(bool threaded) INTERNAL;
 void mesh_fork_parent(void) INTERNAL;
 void mesh_fork_child(void) INTERNAL;
+
+/* ---- purger.c: the thread that applies the decay to sleeping threads' heaps ---- */
+bool purger_wanted(heap_t *h, bool large_block) INTERNAL;
+void purger_start(void) INTERNAL;         /* not entered: creating a thread may allocate */
+void purger_fork_child(void) INTERNAL;
 
 /* ---- thread.c: the first allocation, thread exit, fork ---- */
 heap_t *heap_get_or_init(void) INTERNAL;

@@ -25,6 +25,7 @@ long option_huge_cache_mb = 64;
 long option_purger = 1;
 long option_show_stats = 0;
 long option_mesh = MESH_ON;
+long option_mesh_decay_ms = -1;
 size_t option_mmap_threshold = LARGE_MAX + 1;
 _Atomic int option_perturb_byte;
 
@@ -43,6 +44,8 @@ static struct option_desc {
     [CRTHEAP_OPTION_PURGER] = { "CRTHEAP_PURGER", &option_purger, 0, 1, 1, FROM_DEFAULT },
     [CRTHEAP_OPTION_SHOW_STATS] = { "CRTHEAP_SHOW_STATS", &option_show_stats, 0, 1, 0, FROM_DEFAULT },
     [CRTHEAP_OPTION_MESH] = { "CRTHEAP_MESH", &option_mesh, MESH_OFF, MESH_EVEN_USER_MODE_ONLY, MESH_ON, FROM_DEFAULT },
+    [CRTHEAP_OPTION_MESH_DECAY_MS] = { "CRTHEAP_MESH_DECAY_MS", &option_mesh_decay_ms, -1, PURGE_DELAY_MAX_MS, -1,
+                                       FROM_DEFAULT },
 };
 
 static void warn_option(const char *name, const char *value, const char *problem, long used)

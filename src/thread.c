@@ -139,7 +139,7 @@ static void fork_child(void)
     mesh_fork_child();   /* first: its meshed pages are still the parent's */
     if (!fork_locked)
         return;
-    decay_fork_child();
+    purger_fork_child();
     overflow_fork_child();
     registry_fork_child();
     segment_fork_child();

@@ -899,7 +899,8 @@ START_TEST(t_options_environment_and_api)
                           "crtheap: option CRTHEAP_HUGE_CACHE_MB = 5 (environment)\n"
                           "crtheap: option CRTHEAP_PURGER = 1 (default)\n"
                           "crtheap: option CRTHEAP_SHOW_STATS = 0 (default)\n"
-                          "crtheap: option CRTHEAP_MESH = 1 (default)\n");
+                          "crtheap: option CRTHEAP_MESH = 1 (default)\n"
+                          "crtheap: option CRTHEAP_MESH_DECAY_MS = -1 (default)\n");
     run_probe("CRTHEAP_VERBOSE=yes", "", out, sizeof out, err, sizeof err);
     ck_assert_str_eq(err, "crtheap: CRTHEAP_VERBOSE=yes: not 0 or 1; using 0\n");
     run_probe("CRTHEAP_PURGE_DELAY_MS=99999999999999999999", "", out, sizeof out, err, sizeof err);

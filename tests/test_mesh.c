@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include "common.h"
 #include "suite.h"
 
@@ -422,6 +423,47 @@ START_TEST(t_mesh_fork_gives_the_child_its_own_pages)
 }
 END_TEST
 
+/* ---- in the decay ---- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&t, NULL);
+}
+
+/* CRTHEAP_OPTION_MESH_DECAY_MS: off by default, the purger meshes nothing; at 0 it
+ * meshes at its next pass (the option change wakes it), without any trim call. */
+START_TEST(t_mesh_in_the_decay)
+{
+    ck_assert_int_eq(crtheap_option_get(CRTHEAP_OPTION_MESH_DECAY_MS), -1);
+    ck_assert_int_eq(crtheap_option_set(CRTHEAP_OPTION_PURGE_DELAY_MS, 10), 0);
+    pthread_t idle;   /* a second thread with a heap: the purger runs */
+    idle_over = false;
+    ck_assert_int_eq(pthread_create(&idle, NULL, idle_main, NULL), 0);
+    live_t l;
+    fragment(&l, BLOCKS / 2, 71);
+    sleep_ms(300);
+    ck_assert_uint_eq(stats_field("meshed_pages"), 0);   /* the decay ran, and did not mesh */
+    ck_assert_int_eq(crtheap_option_set(CRTHEAP_OPTION_MESH_DECAY_MS, 0), 0);
+    size_t meshed = 0;
+    for (int i = 0; i < 300 && meshed == 0; i++) {   /* up to 3 s */
+        sleep_ms(10);
+        meshed = stats_field("meshed_pages");
+    }
+    fprintf(stderr, "mesh: the purger meshed %zu pages\n", meshed);
+    if (kernel_faults_allowed())
+        expect(meshed > 0, "the purger meshed nothing in 3 s");
+    check_live(&l, "after the purger meshed");
+    ck_assert_int_eq(_heapchk(), _HEAPOK);
+    pthread_mutex_lock(&idle_lock);
+    idle_over = true;
+    pthread_cond_broadcast(&idle_cond);
+    pthread_mutex_unlock(&idle_lock);
+    pthread_join(idle, NULL);
+    free_live(&l);
+}
+END_TEST
+
 /* ---- the mapping limit ---- */
 
 /* With the process's mappings near half of vm.max_map_count, the trim meshes only what
@@ -527,6 +569,7 @@ static Suite *mesh_suite(void)
     add_case(s, "writers", t_mesh_keeps_every_write, 180);
     add_case(s, "fork", t_mesh_fork_gives_the_child_its_own_pages, 120);
     add_case(s, "limit", t_mesh_stays_below_the_mapping_limit, 120);
+    add_case(s, "decay", t_mesh_in_the_decay, 60);
     add_case(s, "crt", t_mesh_walk_set_and_check, 120);
     return s;
 }
