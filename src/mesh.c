@@ -803,7 +803,7 @@ static void copy_and_remap(scratch_t *s)
             unsigned e = g + 1;
             while (e < GRANULES && (c->live.w[e / 64] >> (e % 64) & 1))
                 e++;
-            memcpy(dst + g * GRANULE, src + g * GRANULE, (e - g) * GRANULE);
+            memcpy(dst + (size_t)g * GRANULE, src + (size_t)g * GRANULE, (size_t)(e - g) * GRANULE);
             g = e;
         }
     }
@@ -992,12 +992,13 @@ int mesh_check(void)
 {
     heap_t *claimed = heap_claim_all();
     int result = 0;
-    mask_t *unions = mesh.next_slot ? os_map(mesh.next_slot * sizeof(mask_t)) : NULL;
-    uint32_t *refs = mesh.next_slot ? os_map(mesh.next_slot * sizeof(uint32_t)) : NULL;
-    if (mesh.next_slot && (!unions || !refs))
+    size_t slots = mesh.next_slot ? mesh.next_slot : 1;
+    mask_t *unions = os_map(slots * sizeof(mask_t));
+    uint32_t *refs = os_map(slots * sizeof(uint32_t));
+    if (!unions || !refs)
         result = -1;
     size_t slots_in_use = 0;
-    for (size_t j = 0; j < mesh.count && result == 0; j++) {
+    for (size_t j = 0; j < mesh.count && result == 0 && unions && refs; j++) {
         const member_t *m = &mesh.members[j];
         page_t *pg = m->pg;
         uintptr_t start = (uintptr_t)pg->start, end = start + segment_span_bytes(pg);
@@ -1018,7 +1019,7 @@ int mesh_check(void)
         mask_or(&unions[m->slot], &reserved);
         refs[m->slot]++;
     }
-    for (size_t slot = 0; slot < mesh.next_slot && result == 0; slot++) {
+    for (size_t slot = 0; slot < mesh.next_slot && result == 0 && refs; slot++) {
         if (refs[slot] != mesh.refs[slot])
             result = -1;
         slots_in_use += refs[slot] != 0;
@@ -1026,9 +1027,9 @@ int mesh_check(void)
     if (result == 0 && slots_in_use != atomic_load(&mesh.shared_pages))
         result = -1;
     if (unions)
-        os_unmap(unions, mesh.next_slot * sizeof(mask_t));
+        os_unmap(unions, slots * sizeof(mask_t));
     if (refs)
-        os_unmap(refs, mesh.next_slot * sizeof(uint32_t));
+        os_unmap(refs, slots * sizeof(uint32_t));
     heap_unclaim_all(claimed);
     return result;
 }

@@ -291,10 +291,11 @@ static int check_page(const segment_t *seg, page_t *pg)
         uintptr_t b = (uintptr_t)pg->start + (size_t)i * pg->block_size;
         if (v == free_value)
             listed++;
-        else if (v == side_meshed_value(pg) && mesh_covers(b, b + pg->block_size))
-            withheld++;   /* withheld only while a meshed OS page lies under it */
-        else if (v == side_meshed_value(pg))
-            return _HEAPBADNODE;
+        else if (v == side_meshed_value(pg)) {
+            if (!mesh_covers(b, b + pg->block_size))
+                return _HEAPBADNODE;   /* withheld only while a meshed OS page lies under it */
+            withheld++;
+        }
         else if (v == SIDE_UNLISTED)
             unlisted++;
         else if (v == side_remote_value(pg))
