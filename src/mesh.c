@@ -237,6 +237,11 @@ static bool is_member(uintptr_t os)
     return i < mesh.count && mesh.members[i].addr == os && !mesh.members[i].gone;
 }
 
+bool mesh_may_mesh(void)
+{
+    return option_mesh != MESH_OFF && (mesh.state == MESH_UNTRIED || (mesh.state == MESH_READY && mesh_allowed()));
+}
+
 bool mesh_covers(uintptr_t start, uintptr_t end)
 {
     if (mesh.count == 0 || end <= start)
@@ -514,9 +519,12 @@ static void mesh_collect(scratch_t *s, bool skip_unchanged)
 {
     registry_lock();
     for (segment_t *seg = registry_first(); seg && s->ncandidates < s->max_candidates; seg = seg->reg_next) {
-        if (seg->kind != SEGMENT_NORMAL || seg->holds_large ||
-            !(atomic_load_explicit(&seg->heap->claim, memory_order_relaxed) & CLAIM_HELD))
-            continue;   /* large blocks, or a heap made after the claims (its thread owns it) */
+        /* a segment a new thread is making has no heap yet, or one not claimed: its owner
+         * works on it; only a claimed heap's segments hold still */
+        heap_t *owner = __atomic_load_n(&seg->heap, __ATOMIC_ACQUIRE);
+        if (seg->kind != SEGMENT_NORMAL || !owner ||
+            !(atomic_load_explicit(&owner->claim, memory_order_relaxed) & CLAIM_HELD) || seg->holds_large)
+            continue;
         for (size_t i = seg->first_slice; i < seg->slice_count && s->ncandidates < s->max_candidates; i++) {
             page_t *pg = &seg->pages[i];
             if (pg->bin == 0 || pg->bin == BIN_LARGE || pg->slice_offset != 0 || pg->block_size > MESH_BLOCK_MAX ||
@@ -874,6 +882,33 @@ static size_t mesh_commit(scratch_t *s)
     return released;
 }
 
+/* The mappings the meshing candidates will really make, now that their slots are known
+ * (a group that found no second page does not mesh, a punched slot does not follow the
+ * one before): a run of pages on consecutive slots is one mapping, and splits the one
+ * it lands in unless it begins where a meshed page ends.  Past the budget, the rest
+ * does not mesh this pass.  Returns whether it cut any. */
+static bool keep_to_budget(scratch_t *s, size_t budget)
+{
+    size_t maps = 0;
+    bool cut = false;
+    const candidate_t *prev = NULL;
+    for (size_t k = 0; k < s->ncandidates; k++) {
+        candidate_t *c = &s->candidates[k];
+        if (!meshes(s, c))
+            continue;
+        bool follows = prev && prev->os + OS_PAGE_SIZE == c->os;
+        if (!(follows && candidate_slot(s, prev) + 1 == candidate_slot(s, c)))
+            maps += follows || (mesh.count && is_member(c->os - OS_PAGE_SIZE)) ? 1 : MAPS_PER_MEMBER;
+        if (maps > budget) {
+            c->failed = 1;   /* before anything changed: it stays as it is */
+            cut = true;
+            continue;
+        }
+        prev = c;
+    }
+    return cut;
+}
+
 /* New meshes: collect, plan, withhold, protect, copy, remap, wake. */
 static size_t mesh_new(scratch_t *s, const mask_t *unions)
 {
@@ -904,13 +939,19 @@ static size_t mesh_new(scratch_t *s, const mask_t *unions)
     size_t pages = 0;
     for (size_t i = 0; i < s->ngroups; i++) {   /* slots for the new groups that mesh, in order */
         group_t *g = &s->groups[i];
-        if (g->fresh && g->members >= 2 && (g->slot = slot_take()) == NO_SLOT)
+        if (g->fresh && g->members >= 2 && (g->slot = slot_take()) == NO_SLOT) {
             g->members = 1;   /* no room in the file: it does not mesh */
+            mesh.seen_all = false;
+        }
     }
+    if (keep_to_budget(s, budget))
+        mesh.seen_all = false;   /* some pages it planned wait for the next pass */
     for (size_t k = 0; k < s->ncandidates; k++)
         pages += meshes(s, &s->candidates[k]);
-    if (!array_fits((void **)&mesh.members, &mesh.cap, mesh.count + pages, sizeof(member_t)))
+    if (!array_fits((void **)&mesh.members, &mesh.cap, mesh.count + pages, sizeof(member_t))) {
+        mesh.seen_all = false;
         return 0;   /* the slots taken stay unused: holes in the file */
+    }
     for (size_t k = 0; k < s->ncandidates; k++) {   /* every change to crtheap's own memory first */
         candidate_t *c = &s->candidates[k];
         if (!meshes(s, c))
@@ -924,6 +965,9 @@ static size_t mesh_new(scratch_t *s, const mask_t *unions)
     copy_and_remap(s);
     unprotect_pages(s);
     os_release(mesh.view, mesh.view_pages * OS_PAGE_SIZE);   /* the view's own mappings only */
+    for (size_t k = 0; k < s->ncandidates; k++)
+        if (s->candidates[k].failed && s->candidates[k].protected_)
+            mesh.seen_all = false;   /* the kernel refused some: look again next time */
     return mesh_commit(s);
 }
 
@@ -957,11 +1001,15 @@ static bool scratch_map(scratch_t *s)
 size_t mesh_trim(void)
 {
     bool off = option_mesh == MESH_OFF;
-    if (off)
+    if (off && atomic_load_explicit(&mesh.meshed_pages, memory_order_relaxed) == 0) {
+        heap_t *claimed = heap_claim_all();   /* the state is the claimers' */
         mesh.seen_all = false;   /* this trim marks pages the pass has not seen */
-    if (off && atomic_load_explicit(&mesh.meshed_pages, memory_order_relaxed) == 0)
+        heap_unclaim_all(claimed);
         return 0;   /* off: only the meshes there are still leave when they die */
+    }
     heap_t *claimed = heap_claim_all();
+    if (off)
+        mesh.seen_all = false;
     size_t released = 0;
     if (!mesh.max_maps)
         mesh.max_maps = os_max_map_count();

@@ -333,6 +333,7 @@ void decay_if_due(heap_t *h) INTERNAL;          /* entered; a pass if the last o
 enum { MESH_OFF = 0, MESH_ON = 1, MESH_EVEN_USER_MODE_ONLY = 2 };   /* option_mesh */
 size_t mesh_trim(void) INTERNAL;           /* _heapmin's meshing: resident bytes given back */
 bool mesh_covers(uintptr_t start, uintptr_t end) INTERNAL;   /* a meshed OS page overlaps it */
+bool mesh_may_mesh(void) INTERNAL;         /* a pass could mesh (racy read, for the purger) */
 void mesh_page_members(const page_t *pg, uint64_t *bits) INTERNAL;   /* bit k: its OS page k is meshed */
 int mesh_check(void) INTERNAL;             /* _heapchk of the meshes: 0, or -1 */
 void mesh_figures(size_t *meshed_pages, size_t *shared_pages) INTERNAL;

@@ -156,7 +156,7 @@ size_t os_map_count(void)
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return SIZE_MAX;
-    char buf[16384];
+    char buf[4096];   /* the purger's stack is small */
     size_t lines = 0;
     for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;)
         for (ssize_t i = 0; i < n; i++)

@@ -13,7 +13,7 @@
 #include "modules.h"
 #include <signal.h>
 
-#define PURGER_STACK_SIZE   ((size_t)64 * 1024)   /* it calls no deep code: claims, madvise, mmap */
+#define PURGER_STACK_SIZE   ((size_t)128 * 1024)  /* claims, madvise, a meshing pass (a few KiB of frames) */
 #define PURGER_MIN_SLEEP_MS 10                    /* a purge delay of 0 still waits this long */
 #define PURGER_MIN_SEGMENTS 2                     /* fewer segments and no dirty memory: no purger */
 
@@ -47,14 +47,15 @@ static bool purger_pass(long delay)
 
 /* CRTHEAP_MESH_DECAY_MS >= 0: a meshing pass after the purger's decay pass, at most
  * that often (the purger wakes while memory waits for the decay, and at option
- * changes).  It claims every heap for its duration, which is why it is off by default;
- * a pass with nothing new to mesh looks only at pages freed into since the last one. */
+ * changes).  It claims every heap for its duration, which is why it is off by default.
+ * It looks again at the pages freed into since the last trim (only trims mark pages
+ * seen), so each pass costs what those pages cost. */
 static void purger_mesh(void)
 {
     static uint64_t last_ms;
     long period = option_mesh_decay_ms;
     uint64_t now = os_now_ms();
-    if (period < 0 || option_mesh == MESH_OFF || (last_ms && now - last_ms < (uint64_t)period))
+    if (period < 0 || !mesh_may_mesh() || !purger_allowed() || (last_ms && now - last_ms < (uint64_t)period))
         return;
     mesh_trim();
     last_ms = now;

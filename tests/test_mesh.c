@@ -15,6 +15,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,8 +31,11 @@ static bool kernel_faults_allowed(void)
     int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return false;
+    /* and write protection of shared memory (Linux 5.19), which a meshed page is */
+    struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_HUGETLBFS_SHMEM };
+    bool ok = ioctl(fd, UFFDIO_API, &api) == 0 && (api.features & UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
     close(fd);
-    return true;
+    return ok;
 }
 
 /* A number from crtheap_stats_json. */
@@ -296,6 +300,46 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* Threads that start, allocate (their first segment: made while a pass may walk the
+ * segments), check and exit, over and over. */
+static void *short_lived(void *arg)
+{
+    (void)arg;
+    enum { N = 2000 };
+    unsigned char *p[N];
+    for (int i = 0; i < N; i++) {
+        size_t n = 16 + (size_t)(i * 37) % 241;
+        p[i] = malloc(n);
+        if (!p[i])
+            return arg;
+        fill_all(p[i], n, block_key(p[i], n));
+    }
+    for (int i = 0; i < N; i++) {
+        size_t n = 16 + (size_t)(i * 37) % 241;
+        if (check_all(p[i], n, block_key(p[i], n)) != n)
+            return p[i];
+        free(p[i]);
+    }
+    return NULL;
+}
+
+static _Atomic size_t spawn_failures, spawned;
+
+static void *spawner_main(void *arg)
+{
+    _Atomic bool *stop = arg;
+    while (!atomic_load(stop)) {
+        pthread_t t;
+        void *r = NULL;
+        if (pthread_create(&t, NULL, short_lived, NULL) != 0)
+            continue;
+        pthread_join(t, &r);
+        spawned++;
+        spawn_failures += r != NULL;
+    }
+    return NULL;
+}
+
 START_TEST(t_mesh_keeps_every_write)
 {
     enum { WRITERS = 4, TRIMS = 12 };
@@ -309,6 +353,8 @@ START_TEST(t_mesh_keeps_every_write)
         w[k] = (writer_t){ &l, (size_t)k * share, (size_t)(k + 1) * share, &stop, 0, 0, 0, "" };
         ck_assert_int_eq(pthread_create(&th[k], NULL, writer_main, &w[k]), 0);
     }
+    pthread_t spawner;
+    ck_assert_int_eq(pthread_create(&spawner, NULL, spawner_main, &stop), 0);
     size_t most_meshed = 0;
     for (int t = 0; t < TRIMS; t++) {
         live_t more;   /* new fragmentation each time, so every trim has pages to mesh */
@@ -322,6 +368,8 @@ START_TEST(t_mesh_keeps_every_write)
         ck_assert_int_eq(_heapchk(), _HEAPOK);
     }
     atomic_store(&stop, true);
+    pthread_join(spawner, NULL);
+    expect(spawn_failures == 0, "%zu short-lived threads found a block damaged", (size_t)spawn_failures);
     size_t reads = 0;
     for (int k = 0; k < WRITERS; k++) {
         pthread_join(th[k], NULL);
@@ -329,8 +377,8 @@ START_TEST(t_mesh_keeps_every_write)
         expect(w[k].rounds > 0, "writer %d never finished a round", k);
         reads += w[k].reads;
     }
-    fprintf(stderr, "mesh: %d trims with %d writers, %zu reads into blocks; at most %zu pages meshed\n", TRIMS, WRITERS,
-            reads, most_meshed);
+    fprintf(stderr, "mesh: %d trims with %d writers and %zu threads started, %zu reads into blocks; at most %zu pages meshed\n",
+            TRIMS, WRITERS, (size_t)spawned, reads, most_meshed);
     if (kernel_faults_allowed())
         expect(most_meshed > 0, "nothing meshed");
     for (size_t i = 0; i < l.count; i++)   /* each block holds its writer's last round: free them */
