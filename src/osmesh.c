@@ -98,10 +98,14 @@ bool os_file_id(int fd, uint64_t id[2])
 }
 
 /* Map size bytes of file fd from offset, shared, at `at` (replacing what is there), or
- * anywhere when at is NULL. */
+ * anywhere when at is NULL.  In place, through syscall(2) rather than libc's wrapper:
+ * ThreadSanitizer's interceptor would take the remap of pages the program is writing
+ * for a write by this thread (the write protection orders them; it cannot see that). */
 void *os_map_file(void *at, size_t size, int fd, size_t offset)
 {
-    void *p = mmap(at, size, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd, (off_t)offset);
+    long flags = MAP_SHARED | (at ? MAP_FIXED : 0), prot = PROT_READ | PROT_WRITE;
+    void *p = at ? (void *)syscall(SYS_mmap, at, size, prot, flags, fd, (off_t)offset)
+                 : mmap(NULL, size, (int)prot, (int)flags, fd, (off_t)offset);
     return p == MAP_FAILED ? NULL : p;
 }
 
