@@ -387,16 +387,24 @@ static uint32_t slot_take(void)
     return NO_SLOT;
 }
 
+/* A slot with no member: its page is punched out of the memfd, the slot is kept for
+ * reuse.  Returns the bytes that were resident. */
+static size_t slot_release(uint32_t slot)
+{
+    uint8_t *page = mesh.view + (size_t)slot * OS_PAGE_SIZE;
+    size_t resident = os_resident_bytes(page, OS_PAGE_SIZE);
+    os_punch_mapped(page, OS_PAGE_SIZE);
+    mesh.free_slots[mesh.free_count++] = slot;
+    return resident;
+}
+
 /* A slot lost a member; returns the bytes given back (its page, when it was the last). */
 static size_t slot_unref(uint32_t slot)
 {
     if (--mesh.refs[slot] != 0)
         return 0;
-    size_t resident = os_resident_bytes(mesh.view + (size_t)slot * OS_PAGE_SIZE, OS_PAGE_SIZE);
-    os_punch_mapped(mesh.view + (size_t)slot * OS_PAGE_SIZE, OS_PAGE_SIZE);
-    mesh.free_slots[mesh.free_count++] = slot;
     atomic_fetch_sub_explicit(&mesh.shared_pages, 1, memory_order_relaxed);
-    return resident;
+    return slot_release(slot);
 }
 
 /* ---- a pass ---- */
@@ -419,7 +427,6 @@ typedef struct group {
     uint32_t members;    /* new ones (of a slot in use: added to its refs) */
     uint32_t granules;
     uint8_t fresh;       /* opened by this pass */
-    uint8_t host_maps;   /* mappings its host will cost once a second page joins */
 } group_t;
 
 typedef struct scratch {
@@ -462,8 +469,9 @@ static bool same_mapping(size_t j)
  * page without a live block), in one call, so the mappings around it can merge again;
  * a dead member inside a mapping that still has live ones stays (it holds no memory of
  * its own, and leaving would split the mapping).  Returns the bytes given back. */
-static size_t mesh_maintain(scratch_t *s, mask_t *unions)
+static size_t mesh_maintain(scratch_t *s)
 {
+    mask_t *unions = s->unions;
     size_t released = 0;
     for (size_t j = 0; j < mesh.count; j++) {
         member_t *m = &mesh.members[j];
@@ -642,23 +650,24 @@ static void open_push(uint32_t *open, size_t *nopen, uint32_t g)
  * stripe of groups opened so is shorter than STRIPE), so runs of pages line up on runs
  * of slots; a page that starts a run, or whose run cannot go on, takes the open group
  * (the slots in use that have room, then the groups this pass opens) along which the
- * most of the following pages fit (best_run_start), else opens a group.  Stops where
- * the budget of new mappings ends.  Returns the mappings planned. */
-static size_t mesh_plan(scratch_t *s, const mask_t *unions, size_t budget)
+ * most of the following pages fit (best_run_start), else opens a group.  The mappings
+ * this makes are counted once the slots are known (keep_to_budget). */
+static void mesh_plan(scratch_t *s)
 {
+    const mask_t *unions = s->unions;
     uint32_t open[OPEN_GROUPS];
-    size_t nopen = 0, maps = 0, pages = 0, max_pages = UINT32_MAX;
+    size_t nopen = 0;
     size_t stripe = 0;   /* groups opened one after another by the run going on */
     for (uint32_t slot = 0; slot < mesh.next_slot; slot++) {
         s->slot_group[slot] = NO_SLOT;
         unsigned fill = mask_count(&unions[slot]);
         if (mesh.refs[slot] == 0 || fill >= GROUP_FULL || s->ngroups == s->max_groups)
             continue;
-        s->groups[s->ngroups] = (group_t){ unions[slot], slot, 0, fill, 0, 0 };
+        s->groups[s->ngroups] = (group_t){ unions[slot], slot, 0, fill, 0 };
         s->slot_group[slot] = (uint32_t)s->ngroups;
         open_push(open, &nopen, (uint32_t)s->ngroups++);
     }
-    for (size_t k = 0; k < s->ncandidates && maps + MAPS_PER_MEMBER <= budget && pages + 2 <= max_pages; k++) {
+    for (size_t k = 0; k < s->ncandidates; k++) {
         candidate_t *c = &s->candidates[k];
         size_t next = run_successor(s, c), found = SIZE_MAX;
         bool continues = false;
@@ -675,14 +684,11 @@ static size_t mesh_plan(scratch_t *s, const mask_t *unions, size_t budget)
                 continue;
             found = best_run_start(s, open, nopen, k);
         }
-        /* a new mapping splits the one it lands in, unless it begins where another ends */
-        bool after_planned = k > 0 && c[-1].os + OS_PAGE_SIZE == c->os && c[-1].group != NO_SLOT;
-        unsigned cost = continues && !mesh.reuse_slots ? 0 : after_planned ? 1 : MAPS_PER_MEMBER;
         if (found == SIZE_MAX) {   /* a new group, with c as its host */
             if (s->ngroups == s->max_groups)
                 break;
             stripe = continues ? stripe + 1 : 1;
-            s->groups[s->ngroups] = (group_t){ c->live, NO_SLOT, 1, c->granules, 1, (uint8_t)cost };
+            s->groups[s->ngroups] = (group_t){ c->live, NO_SLOT, 1, c->granules, 1 };
             c->group = (uint32_t)s->ngroups++;
             c->host = 1;
             open_push(open, &nopen, c->group);
@@ -693,8 +699,6 @@ static size_t mesh_plan(scratch_t *s, const mask_t *unions, size_t budget)
         mask_or(&g->reserved, &c->live);
         g->granules += c->granules;
         g->members++;
-        maps += cost + (g->fresh && g->members == 2 ? g->host_maps : 0);   /* its host meshes too now */
-        pages += g->fresh && g->members == 2 ? 2 : 1;
         if (g->granules >= GROUP_FULL)
             for (size_t o = 0; o < nopen; o++)
                 if (open[o] == found) {
@@ -703,7 +707,6 @@ static size_t mesh_plan(scratch_t *s, const mask_t *unions, size_t budget)
                     break;
                 }
     }
-    return maps;
 }
 
 static bool meshes(const scratch_t *s, const candidate_t *c)
@@ -873,11 +876,8 @@ static size_t mesh_commit(scratch_t *s)
     }
     for (size_t i = 0; i < s->ngroups; i++) {   /* a new group none of whose pages meshed */
         group_t *g = &s->groups[i];
-        if (g->fresh && g->slot != NO_SLOT && mesh.refs[g->slot] == 0) {
-            mesh.refs[g->slot] = 1;
-            atomic_fetch_add_explicit(&mesh.shared_pages, 1, memory_order_relaxed);
-            slot_unref(g->slot);   /* its page was this pass's own copy: nothing given back */
-        }
+        if (g->fresh && g->slot != NO_SLOT && mesh.refs[g->slot] == 0)
+            slot_release(g->slot);   /* its page was this pass's own copy: nothing given back */
     }
     return released;
 }
@@ -910,7 +910,7 @@ static bool keep_to_budget(scratch_t *s, size_t budget)
 }
 
 /* New meshes: collect, plan, withhold, protect, copy, remap, wake. */
-static size_t mesh_new(scratch_t *s, const mask_t *unions)
+static size_t mesh_new(scratch_t *s)
 {
     bool skip_unchanged = mesh.seen_all;
     mesh.seen_all = false;
@@ -925,18 +925,20 @@ static size_t mesh_new(scratch_t *s, const mask_t *unions)
     if (maps >= limit)
         return 0;
     size_t budget = limit - maps;
-    mesh.reuse_slots = pass_reuses_slots();   /* then no run merges: the plan counts each page */
-    size_t planned = mesh_plan(s, unions, budget);
+    mesh_plan(s);
     /* the next pass skips the pages this one saw, unless it stopped short of some */
-    mesh.seen_all = s->ncandidates < s->max_candidates && planned + MAPS_PER_MEMBER <= budget &&
-                    s->ngroups < s->max_groups;
-    if (planned == 0)
+    mesh.seen_all = s->ncandidates < s->max_candidates && s->ngroups < s->max_groups;
+    bool any = false;
+    for (size_t k = 0; k < s->ncandidates && !any; k++)
+        any = meshes(s, &s->candidates[k]);
+    if (!any)
         return 0;
     if (!mesh_open() || !mesh_allowed() || !mesh_descriptors_ours()) {   /* the first time: opened here */
         mesh.seen_all = false;
         return 0;
     }
     size_t pages = 0;
+    mesh.reuse_slots = pass_reuses_slots();   /* then runs do not merge: keep_to_budget sees it */
     for (size_t i = 0; i < s->ngroups; i++) {   /* slots for the new groups that mesh, in order */
         group_t *g = &s->groups[i];
         if (g->fresh && g->members >= 2 && (g->slot = slot_take()) == NO_SLOT) {
@@ -966,7 +968,7 @@ static size_t mesh_new(scratch_t *s, const mask_t *unions)
     unprotect_pages(s);
     os_release(mesh.view, mesh.view_pages * OS_PAGE_SIZE);   /* the view's own mappings only */
     for (size_t k = 0; k < s->ncandidates; k++)
-        if (s->candidates[k].failed && s->candidates[k].protected_)
+        if (s->candidates[k].failed && s->candidates[k].in_registered)
             mesh.seen_all = false;   /* the kernel refused some: look again next time */
     return mesh_commit(s);
 }
@@ -1001,26 +1003,21 @@ static bool scratch_map(scratch_t *s)
 size_t mesh_trim(void)
 {
     bool off = option_mesh == MESH_OFF;
-    if (off && atomic_load_explicit(&mesh.meshed_pages, memory_order_relaxed) == 0) {
-        heap_t *claimed = heap_claim_all();   /* the state is the claimers' */
-        mesh.seen_all = false;   /* this trim marks pages the pass has not seen */
-        heap_unclaim_all(claimed);
-        return 0;   /* off: only the meshes there are still leave when they die */
-    }
-    heap_t *claimed = heap_claim_all();
+    heap_t *claimed = heap_claim_all();   /* the mesh state is the claimers' */
     if (off)
-        mesh.seen_all = false;
+        mesh.seen_all = false;   /* this trim marks pages the pass has not seen */
     size_t released = 0;
     if (!mesh.max_maps)
         mesh.max_maps = os_max_map_count();
-    if (mesh.state != MESH_UNAVAILABLE && mesh.max_maps >= 64) {
+    /* off: only the meshes there are still leave when they die */
+    if ((!off || mesh.count) && mesh.state != MESH_UNAVAILABLE && mesh.max_maps >= 64) {
         for (heap_t *h = claimed; h; h = h->all_next)
             heap_drain_remote(h);
         scratch_t s;
         if (scratch_map(&s)) {
-            released = mesh_maintain(&s, s.unions);
+            released = mesh_maintain(&s);
             if (!off)
-                released += mesh_new(&s, s.unions);
+                released += mesh_new(&s);
             os_unmap(s.base, s.bytes);
         }
         atomic_store_explicit(&mesh.meshed_pages, mesh.count, memory_order_relaxed);
